@@ -1,0 +1,3 @@
+from evoquality.cli import main
+
+raise SystemExit(main())

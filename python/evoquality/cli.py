@@ -1,0 +1,42 @@
+"""`evoquality` command line: one sub-command per module.
+
+Each module in `_COMMANDS` exposes `register(subparsers)` that adds its parser and sets `func`; importing
+those modules is deferred to the command actually run, so `evoquality info` does not pay for TRL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+# (command name, module that implements it, one-line help)
+_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("info", "evoquality.info", "print versions and which backends are available"),
+    ("make-tiny-model", "evoquality.tiny_model", "build a tiny random Qwen2.5-VL checkpoint offline"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evoquality", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_text in _COMMANDS:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # First pass finds the command; its module then adds its own arguments and parses again.
+    known, _ = parser.parse_known_args(argv)
+    if known.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(known._module)
+    cmd_parser = argparse.ArgumentParser(prog=f"evoquality {known.command}")
+    module.add_arguments(cmd_parser)
+    args = cmd_parser.parse_args(argv[1:])
+    return int(module.run(args) or 0)

@@ -1,0 +1,34 @@
+"""Test configuration. The environment variables below must be set before torch, transformers or any kernel
+module is imported: TRITON_INTERPRET routes Triton kernels through the CPU interpreter, the HF flags keep every
+test offline."""
+
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"
+for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ[_name] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests skip only where no CUDA device exists (missing hardware, never a bug)."""
+    from evoquality import _backend
+
+    if _backend.cuda_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A saved tiny random Qwen2.5-VL checkpoint (seed 0), built once per test session."""
+    from evoquality.tiny_model import make_tiny_model
+
+    path = tmp_path_factory.mktemp("tiny-qwen2.5-vl")
+    make_tiny_model(path, seed=0)
+    return path
