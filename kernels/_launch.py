@@ -1,0 +1,21 @@
+"""Launch settings of every kernel, chosen in one place (block sizes from the problem shape, warps from the tile)."""
+
+from __future__ import annotations
+
+import triton
+
+
+def block(n: int, *, at_least: int = 1, at_most: int = 1 << 16) -> int:
+    """Smallest power of two >= n, clamped to [at_least, at_most]."""
+    return max(at_least, min(at_most, triton.next_power_of_2(max(int(n), 1))))
+
+
+def warps(tile_elements: int) -> int:
+    """Warps for a program whose largest live tile has `tile_elements` fp32 values (~16-64 per thread)."""
+    if tile_elements <= 512:
+        return 1
+    if tile_elements <= 2048:
+        return 2
+    if tile_elements <= 8192:
+        return 4
+    return 8
