@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 _COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("info", "evoquality.info", "print versions and which backends are available"),
     ("make-tiny-model", "evoquality.tiny_model", "build a tiny random Qwen2.5-VL checkpoint offline"),
+    ("label", "evoquality.labelling.command", "stage 1: pairwise majority-vote pseudo-labels for a round"),
 )
 
 

@@ -1,0 +1,47 @@
+"""`evoquality label`: stage-1 pseudo-labelling from the command line.
+
+    evoquality label --model DIR --images DIR|MANIFEST --pairs N --votes K --out DIR [--mode compare|score]
+    accelerate launch --num_processes N -m evoquality label ...      (shards batches over N processes)
+
+Every `LabelConfig` field is an option (``--max-new-tokens``, ``--label soft``, ``--min-margin 4`` ...). The run
+prints the JSON summary at the end; re-running the same command resumes an interrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import MISSING
+
+from evoquality.labelling.config import LabelConfig, config_fields
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__.splitlines()[0]
+    for f in config_fields():
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=help_text)
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type).replace("Optional[str]", "str"), str)
+        required = f.default is MISSING
+        parser.add_argument(flag, dest=f.name, type=kind, required=required,
+                            default=None if required else f.default,
+                            help=help_text + ("" if required else f" (default: {f.default})"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from evoquality.labelling.runner import run_labelling
+
+    cfg = LabelConfig(**{f.name: getattr(args, f.name) for f in config_fields()})
+    try:
+        summary = run_labelling(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"evoquality label: error: {e}", file=sys.stderr)
+        return 2
+    if summary is not None:
+        print(json.dumps(summary, indent=2))
+    return 0
