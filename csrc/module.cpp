@@ -1,7 +1,385 @@
-// Placeholder registration; the codec files are added by the image-pipeline work.
+// Python bindings of the native image pipeline (evoquality._native). Every C++ failure surfaces as
+// _native.ImageError (a ValueError) whose message names the input and the reason; the GIL is released around all
+// decoding and resampling.
+#include <png.h>
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <webp/decode.h>
+#include <zlib.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "image.h"
+#include "patchify.h"
+#include "pipeline.h"
+#include "resize.h"
+
+#if __has_include(<jconfig.h>)
+#include <jconfig.h>
+#endif
+
 namespace py = pybind11;
+using namespace evq;
+
+namespace {
+
+// Files bigger than this are refused before reading (a 178 MP JPEG is far smaller).
+constexpr size_t kMaxFileBytes = size_t(1) << 30;
+
+std::string version3(unsigned v) {
+  return std::to_string(v >> 16) + "." + std::to_string((v >> 8) & 0xFF) + "." + std::to_string(v & 0xFF);
+}
+
+#define EVQ_STR2(x) #x
+#define EVQ_STR(x) EVQ_STR2(x)
+
+// One batch input, resolved under the GIL into something the workers can read without it.
+struct Input {
+  enum Kind { Encoded, Path, Array } kind = Encoded;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  std::string path;
+  std::vector<uint8_t> file;  // contents of `path`, read by a worker
+  int height = 0, width = 0;  // Array
+  std::string label;
+  Plan plan;
+};
+
+DecodeOptions decode_options(int64_t max_image_pixels, bool strict, bool apply_exif_orientation) {
+  if (max_image_pixels < 1) throw py::value_error("max_image_pixels must be >= 1, got " + std::to_string(max_image_pixels));
+  DecodeOptions o;
+  o.max_image_pixels = max_image_pixels;
+  o.strict = strict;
+  o.apply_exif_orientation = apply_exif_orientation;
+  return o;
+}
+
+// Borrowed view of a bytes-like object (bytes, bytearray, memoryview, 1-D uint8 array).
+struct ByteView {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  std::unique_ptr<py::buffer_info> keep;
+};
+
+ByteView byte_view(const py::handle& obj, const std::string& what) {
+  ByteView v;
+  if (PyBytes_Check(obj.ptr())) {
+    char* p = nullptr;
+    Py_ssize_t n = 0;
+    PyBytes_AsStringAndSize(obj.ptr(), &p, &n);
+    v.data = reinterpret_cast<const uint8_t*>(p);
+    v.size = size_t(n);
+    return v;
+  }
+  if (!PyObject_CheckBuffer(obj.ptr())) {
+    throw py::type_error(what + " must be bytes, a buffer, a path or an (H, W, 3) uint8 array, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  v.keep = std::make_unique<py::buffer_info>(py::reinterpret_borrow<py::buffer>(obj).request());
+  const auto& b = *v.keep;
+  if (b.itemsize != 1 || b.ndim != 1 || (b.ndim == 1 && b.strides[0] != 1)) {
+    throw py::type_error(what + " must be a contiguous 1-D byte buffer, got ndim=" + std::to_string(b.ndim) +
+                         " itemsize=" + std::to_string(b.itemsize));
+  }
+  v.data = static_cast<const uint8_t*>(b.ptr);
+  v.size = size_t(b.size);
+  return v;
+}
+
+PatchSpec patch_spec(int patch_size, int temporal_patch_size, int merge_size, bool do_rescale, double rescale_factor,
+                     bool do_normalize, const std::vector<double>& mean, const std::vector<double>& stdv) {
+  if (patch_size < 1 || temporal_patch_size < 1 || merge_size < 1) {
+    throw py::value_error("patch_size, temporal_patch_size and merge_size must be >= 1");
+  }
+  if (mean.size() != 3 || stdv.size() != 3) {
+    throw py::value_error("image_mean and image_std must have 3 values, got " + std::to_string(mean.size()) +
+                          " and " + std::to_string(stdv.size()));
+  }
+  PatchSpec s;
+  s.patch_size = patch_size;
+  s.temporal_patch_size = temporal_patch_size;
+  s.merge_size = merge_size;
+  s.do_rescale = do_rescale;
+  s.rescale_factor = rescale_factor;
+  s.do_normalize = do_normalize;
+  for (int c = 0; c < 3; ++c) {
+    s.mean[c] = mean[c];
+    s.std[c] = stdv[c];
+  }
+  return s;
+}
+
+OutDtype parse_dtype(const std::string& d) {
+  if (d == "float32") return OutDtype::Float32;
+  if (d == "bfloat16") return OutDtype::BFloat16;
+  if (d == "uint8") return OutDtype::Uint8;
+  throw py::value_error("dtype must be 'float32', 'bfloat16' or 'uint8', got '" + d + "'");
+}
+
+py::dtype numpy_dtype(OutDtype d) {
+  // bfloat16 travels as its uint16 bit pattern; the Python layer views it as torch.bfloat16.
+  return d == OutDtype::Float32 ? py::dtype::of<float>() : d == OutDtype::BFloat16 ? py::dtype::of<uint16_t>()
+                                                                                     : py::dtype::of<uint8_t>();
+}
+
+[[noreturn]] void raise_image_error(const std::string& label, const std::string& reason) {
+  throw ImageError(label + ": " + reason);
+}
+
+py::tuple preprocess(const py::list& inputs, int64_t min_pixels, int64_t max_pixels, int patch_size,
+                     int temporal_patch_size, int merge_size, bool do_resize, bool do_rescale, double rescale_factor,
+                     bool do_normalize, const std::vector<double>& image_mean, const std::vector<double>& image_std,
+                     const std::string& dtype, bool approx, int64_t max_image_pixels, bool strict,
+                     bool apply_exif_orientation, int num_threads, const std::string& on_error, py::object out) {
+  if (on_error != "raise" && on_error != "skip") {
+    throw py::value_error("on_error must be 'raise' or 'skip', got '" + on_error + "'");
+  }
+  if (min_pixels < 1 || max_pixels < min_pixels) {
+    throw py::value_error("need 1 <= min_pixels <= max_pixels, got min_pixels=" + std::to_string(min_pixels) +
+                          " max_pixels=" + std::to_string(max_pixels));
+  }
+  PipelineOptions opt;
+  opt.decode = decode_options(max_image_pixels, strict, apply_exif_orientation);
+  opt.do_resize = do_resize;
+  opt.min_pixels = min_pixels;
+  opt.max_pixels = max_pixels;
+  opt.patch = patch_spec(patch_size, temporal_patch_size, merge_size, do_rescale, rescale_factor, do_normalize,
+                         image_mean, image_std);
+  opt.dtype = parse_dtype(dtype);
+  opt.approx = approx;
+  const int64_t dim = patch_dim(opt.patch, opt.dtype);
+  const int threads = num_threads > 0 ? num_threads : int(std::max(1u, std::thread::hardware_concurrency()));
+
+  const size_t n = inputs.size();
+  std::vector<Input> items(n);
+  std::vector<ByteView> views(n);
+  std::vector<py::buffer_info> arrays;
+  arrays.reserve(n);
+  py::module_ os = py::module_::import("os");
+  for (size_t i = 0; i < n; ++i) {
+    py::handle obj = inputs[i];
+    Input& it = items[i];
+    const std::string what = "inputs[" + std::to_string(i) + "]";
+    if (py::isinstance<py::str>(obj) || py::hasattr(obj, "__fspath__")) {
+      py::object p = os.attr("fspath")(obj);
+      if (!py::isinstance<py::str>(p)) throw py::type_error(what + ": bytes paths are not supported; pass a str");
+      it.kind = Input::Path;
+      it.path = p.cast<std::string>();
+      it.label = "image " + std::to_string(i) + " (path '" + it.path + "')";
+    } else if (py::isinstance<py::array>(obj) && py::reinterpret_borrow<py::array>(obj).ndim() == 3) {
+      py::array a = py::reinterpret_borrow<py::array>(obj);
+      if (!a.dtype().is(py::dtype::of<uint8_t>()) || a.shape(2) != 3) {
+        throw py::type_error(what + ": an image array must be (H, W, 3) uint8, got shape (" +
+                             std::to_string(a.shape(0)) + ", " + std::to_string(a.shape(1)) + ", " +
+                             std::to_string(a.shape(2)) + ") dtype " + std::string(py::str(a.dtype())));
+      }
+      if (!(a.flags() & py::array::c_style)) throw py::value_error(what + ": image array must be C-contiguous");
+      arrays.push_back(a.request());
+      it.kind = Input::Array;
+      it.data = static_cast<const uint8_t*>(arrays.back().ptr);
+      it.height = int(a.shape(0));
+      it.width = int(a.shape(1));
+      it.label = "image " + std::to_string(i) + " (array " + std::to_string(it.height) + "x" +
+                 std::to_string(it.width) + ")";
+    } else {
+      views[i] = byte_view(obj, what);
+      it.kind = Input::Encoded;
+      it.data = views[i].data;
+      it.size = views[i].size;
+      it.label = "image " + std::to_string(i) + " (" + std::to_string(it.size) + " bytes)";
+    }
+  }
+
+  // Phase 1 (no GIL): read files, parse headers, decide every output size before allocating the output.
+  std::vector<std::string> errors;
+  {
+    py::gil_scoped_release release;
+    parallel_for(n, threads, [&](size_t i) {
+      Input& it = items[i];
+      if (it.kind == Input::Path) {
+        it.file = read_file(it.path, kMaxFileBytes);
+        it.data = it.file.data();
+        it.size = it.file.size();
+      }
+      it.plan = it.kind == Input::Array ? plan_array(it.height, it.width, opt) : plan_encoded(it.data, it.size, opt);
+    }, errors);
+  }
+  auto first_error = [&]() {
+    for (size_t i = 0; i < n; ++i)
+      if (!errors[i].empty()) raise_image_error(items[i].label, errors[i]);
+  };
+  if (on_error == "raise") first_error();
+  std::vector<bool> ok(n);
+  std::vector<int64_t> offset(n, 0);
+  int64_t total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    ok[i] = errors[i].empty();
+    offset[i] = total;
+    if (ok[i]) total += items[i].plan.num_patches;
+  }
+
+  // The output: a fresh array, or rows [0, total) of the caller's buffer.
+  py::array result;
+  if (out.is_none()) {
+    result = py::array(numpy_dtype(opt.dtype), std::vector<py::ssize_t>{py::ssize_t(total), py::ssize_t(dim)});
+  } else {
+    if (!py::isinstance<py::array>(out)) throw py::type_error("out must be a numpy array");
+    py::array o = py::reinterpret_borrow<py::array>(out);
+    if (o.ndim() != 2 || o.shape(1) != dim || o.shape(0) < total) {
+      throw py::value_error("out must have shape (>= " + std::to_string(total) + ", " + std::to_string(dim) +
+                            "), got ndim=" + std::to_string(o.ndim()) +
+                            (o.ndim() == 2 ? " shape (" + std::to_string(o.shape(0)) + ", " + std::to_string(o.shape(1)) + ")" : ""));
+    }
+    if (size_t(o.itemsize()) != dtype_size(opt.dtype) || o.dtype().kind() != numpy_dtype(opt.dtype).kind()) {
+      if (!(opt.dtype == OutDtype::BFloat16 && o.itemsize() == 2 && o.dtype().kind() == 'i')) {
+        throw py::value_error("out has dtype " + std::string(py::str(o.dtype())) + ", expected " +
+                              std::string(py::str(numpy_dtype(opt.dtype))) + " for dtype='" + dtype + "'");
+      }
+    }
+    if (!(o.flags() & py::array::c_style) || !o.writeable()) throw py::value_error("out must be C-contiguous and writeable");
+    result = o;
+  }
+  uint8_t* base = static_cast<uint8_t*>(result.mutable_data());
+  const size_t row_bytes = size_t(dim) * dtype_size(opt.dtype);
+
+  // Phase 2 (no GIL): decode, resize, normalise and patchify straight into each image's rows.
+  std::vector<std::string> errors2;
+  {
+    py::gil_scoped_release release;
+    parallel_for(n, threads, [&](size_t i) {
+      if (!ok[i]) return;
+      Input& it = items[i];
+      void* dst = base + size_t(offset[i]) * row_bytes;
+      if (it.kind == Input::Array) run_array(it.data, it.height, it.width, opt, it.plan, dst);
+      else run_encoded(it.data, it.size, opt, it.plan, dst);
+      std::vector<uint8_t>().swap(it.file);  // free file bytes as soon as the image is done
+    }, errors2);
+  }
+  for (size_t i = 0; i < n; ++i)
+    if (errors[i].empty() && !errors2[i].empty()) errors[i] = errors2[i];
+  if (on_error == "raise") first_error();
+
+  // Skip mode: close the gaps left by images that failed after their rows were reserved.
+  int64_t write = 0;
+  py::list skipped;
+  std::vector<int64_t> grid;
+  for (size_t i = 0; i < n; ++i) {
+    if (!errors[i].empty()) {
+      skipped.append(py::make_tuple(i, items[i].label + ": " + errors[i]));
+      continue;
+    }
+    const int64_t rows = items[i].plan.num_patches;
+    if (offset[i] != write) std::memmove(base + size_t(write) * row_bytes, base + size_t(offset[i]) * row_bytes, size_t(rows) * row_bytes);
+    write += rows;
+    grid.insert(grid.end(), {1, items[i].plan.out_height / patch_size, items[i].plan.out_width / patch_size});
+  }
+  py::array_t<int64_t> thw({py::ssize_t(grid.size() / 3), py::ssize_t(3)});
+  std::copy(grid.begin(), grid.end(), thw.mutable_data());
+  py::object pixel_values = result[py::slice(0, write, 1)];
+  return py::make_tuple(pixel_values, thw, skipped);
+}
+
+py::array_t<uint8_t> to_array(RgbImage&& img) {
+  auto* holder = new std::vector<uint8_t>(std::move(img.data));
+  py::capsule free_when_done(holder, [](void* p) { delete static_cast<std::vector<uint8_t>*>(p); });
+  return py::array_t<uint8_t>({py::ssize_t(img.height), py::ssize_t(img.width), py::ssize_t(3)}, holder->data(),
+                              free_when_done);
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_native, m) {
-  m.doc() = "EvoQuality native image pipeline";
-  m.def("codecs", []() { return py::dict(); });
+  m.doc() = "EvoQuality native image pipeline: JPEG/PNG/WebP decode, Pillow-exact bicubic resize, Qwen2-VL patches";
+  static py::exception<ImageError> image_error(m, "ImageError", PyExc_ValueError);
+  image_error.doc() = "A corrupt, truncated, oversized or unsupported image (a ValueError).";
+  // pybind11 maps registered C++ exceptions itself; this keeps the message (label + reason) intact.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const ImageError& e) {
+      py::set_error(image_error, e.what());
+    }
+  });
+
+  m.attr("DEFAULT_MAX_IMAGE_PIXELS") = kDefaultMaxImagePixels;
+
+  m.def("codecs", []() {
+    py::dict d;
+    d["jpeg"] = true;
+    d["png"] = true;
+    d["webp"] = true;
+    return d;
+  }, "Codecs this build decodes: {'jpeg': bool, 'png': bool, 'webp': bool}.");
+
+  m.def("versions", []() {
+    py::dict d;
+#ifdef LIBJPEG_TURBO_VERSION
+    d["libjpeg-turbo"] = EVQ_STR(LIBJPEG_TURBO_VERSION);
+#endif
+    d["libpng"] = png_get_libpng_ver(nullptr);
+    d["libwebp"] = version3(unsigned(WebPGetDecoderVersion()));
+    d["zlib"] = zlibVersion();
+    return d;
+  }, "Versions of the codec libraries linked into this build.");
+
+  m.def("probe", [](py::object data, int64_t max_image_pixels) {
+    ByteView v = byte_view(data, "data");
+    DecodeOptions o = decode_options(max_image_pixels, true, false);
+    ImageInfo info = probe(v.data, v.size, o);
+    py::dict d;
+    d["format"] = format_name(info.format);
+    d["width"] = info.width;
+    d["height"] = info.height;
+    d["orientation"] = info.orientation;
+    return d;
+  }, py::arg("data"), py::arg("max_image_pixels") = kDefaultMaxImagePixels,
+  "Header facts {format, width, height, orientation} without decoding pixels.");
+
+  m.def("decode", [](py::object data, int64_t max_image_pixels, bool strict, bool apply_exif_orientation,
+                     int jpeg_scale_denom) {
+    ByteView v = byte_view(data, "data");
+    DecodeOptions o = decode_options(max_image_pixels, strict, apply_exif_orientation);
+    RgbImage img;
+    {
+      py::gil_scoped_release release;
+      img = decode(v.data, v.size, o, jpeg_scale_denom);
+    }
+    return to_array(std::move(img));
+  }, py::arg("data"), py::kw_only(), py::arg("max_image_pixels") = kDefaultMaxImagePixels,
+  py::arg("strict") = true, py::arg("apply_exif_orientation") = false, py::arg("jpeg_scale_denom") = 1,
+  "Decode JPEG/PNG/WebP bytes to an (H, W, 3) uint8 RGB array.");
+
+  m.def("smart_resize", [](int64_t height, int64_t width, int factor, int64_t min_pixels, int64_t max_pixels) {
+    ResizeTarget t = smart_resize(height, width, factor, min_pixels, max_pixels);
+    return py::make_tuple(t.height, t.width);
+  }, py::arg("height"), py::arg("width"), py::arg("factor") = 28, py::arg("min_pixels") = 56 * 56,
+  py::arg("max_pixels") = 28 * 28 * 1280);
+
+  m.def("resize_bicubic", [](py::array_t<uint8_t, py::array::c_style> image, int height, int width) {
+    if (image.ndim() != 3 || image.shape(2) != 3) throw py::value_error("image must have shape (H, W, 3)");
+    if (height < 1 || width < 1) throw py::value_error("height and width must be >= 1");
+    const uint8_t* src = image.data();
+    const int h = int(image.shape(0)), w = int(image.shape(1));
+    RgbImage img;
+    {
+      py::gil_scoped_release release;
+      img = resize_bicubic(src, w, h, width, height);
+    }
+    return to_array(std::move(img));
+  }, py::arg("image"), py::arg("height"), py::arg("width"),
+  "Bicubic resize of an (H, W, 3) uint8 array, bit-identical to Pillow's Image.resize(..., BICUBIC).");
+
+  m.def("preprocess", &preprocess, py::arg("inputs"), py::kw_only(), py::arg("min_pixels"), py::arg("max_pixels"),
+        py::arg("patch_size") = 14, py::arg("temporal_patch_size") = 2, py::arg("merge_size") = 2,
+        py::arg("do_resize") = true, py::arg("do_rescale") = true, py::arg("rescale_factor") = 1.0 / 255.0,
+        py::arg("do_normalize") = true, py::arg("image_mean"), py::arg("image_std"), py::arg("dtype") = "float32",
+        py::arg("approx") = false, py::arg("max_image_pixels") = kDefaultMaxImagePixels, py::arg("strict") = true,
+        py::arg("apply_exif_orientation") = false, py::arg("num_threads") = 0, py::arg("on_error") = "raise",
+        py::arg("out") = py::none(),
+        "Batch: inputs (bytes, buffers, str paths or (H, W, 3) uint8 arrays) -> (pixel_values (N, D), "
+        "image_grid_thw (B, 3) int64, skipped [(index, message)]).");
 }

@@ -1,0 +1,189 @@
+// PNG through libpng's low-level API. Colour rules follow Pillow's PngImagePlugin + convert("RGB"): 16-bit samples
+// keep their high byte (RGB;16B, LA;16B, RGBA;16B), except 16-bit grayscale, which Pillow opens as "I;16" and
+// converts to RGB by clamping the value to 255; palette and tRNS transparency become alpha; alpha is composited
+// onto white. libpng reports errors through longjmp, so the setjmp frame below touches only raw pointers and
+// PODs (no C++ objects with destructors live across it).
+#include <png.h>
+
+#include <csetjmp>
+#include <cstring>
+#include <string>
+
+#include "exif.h"
+#include "image.h"
+
+namespace evq {
+namespace {
+
+constexpr uint8_t kSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+
+uint32_t be32(const uint8_t* p) { return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3]; }
+
+struct PngHeader {
+  uint32_t width = 0, height = 0;
+  int bit_depth = 0, color_type = 0, interlace = 0;
+  bool has_trns = false;
+  int orientation = 1;
+};
+
+// Reads IHDR and walks the chunk headers (never their payload, except eXIf) so the size limit is enforced before
+// libpng allocates anything. O(number of chunks); stops at the first malformed length.
+PngHeader parse_png_header(const uint8_t* d, size_t n) {
+  if (n < 8 || std::memcmp(d, kSig, 8) != 0) throw ImageError("not a PNG file (bad signature)");
+  if (n < 33) throw ImageError("truncated PNG: the IHDR chunk is incomplete");
+  if (be32(d + 8) != 13 || std::memcmp(d + 12, "IHDR", 4) != 0) throw ImageError("invalid PNG: first chunk is not IHDR");
+  PngHeader h;
+  h.width = be32(d + 16);
+  h.height = be32(d + 20);
+  h.bit_depth = d[24];
+  h.color_type = d[25];
+  h.interlace = d[28];
+  size_t p = 8;
+  while (p + 12 <= n) {
+    uint32_t len = be32(d + p);
+    const uint8_t* type = d + p + 4;
+    if (len > 0x7FFFFFFFu) break;
+    if (std::memcmp(type, "IDAT", 4) == 0 || std::memcmp(type, "IEND", 4) == 0) {
+      if (std::memcmp(type, "IEND", 4) == 0) break;
+    } else if (std::memcmp(type, "tRNS", 4) == 0) {
+      h.has_trns = true;
+    } else if (std::memcmp(type, "eXIf", 4) == 0 && p + 8 + size_t(len) <= n) {
+      h.orientation = exif_orientation_from_tiff(d + p + 8, len);
+    }
+    p += 12 + size_t(len);
+  }
+  return h;
+}
+
+struct ReadState {
+  const uint8_t* data;
+  size_t size;
+  size_t pos;
+  bool strict;
+  char message[256];
+};
+
+void on_error(png_structp png, png_const_charp msg) {
+  auto* st = static_cast<ReadState*>(png_get_error_ptr(png));
+  std::snprintf(st->message, sizeof st->message, "%s", msg);
+  png_longjmp(png, 1);
+}
+
+// Warnings about ancillary chunks (names start with a lowercase letter: "iCCP: known incorrect sRGB profile")
+// are metadata problems Pillow ignores too; any other warning concerns the image data and fails strict mode.
+void on_warning(png_structp png, png_const_charp msg) {
+  auto* st = static_cast<ReadState*>(png_get_error_ptr(png));
+  bool ancillary = std::strlen(msg) > 5 && msg[0] >= 'a' && msg[0] <= 'z' && msg[4] == ':';
+  if (st->strict && !ancillary) {
+    std::snprintf(st->message, sizeof st->message, "%s (a warning; strict mode)", msg);
+    png_longjmp(png, 1);
+  }
+}
+
+void on_read(png_structp png, png_bytep out, png_size_t len) {
+  auto* st = static_cast<ReadState*>(png_get_io_ptr(png));
+  if (len > st->size - st->pos) png_error(png, "truncated PNG data");
+  std::memcpy(out, st->data + st->pos, len);
+  st->pos += len;
+}
+
+// The setjmp frame. `rows` points at `height` row pointers, each `rowbytes` long. Returns false with st->message
+// set on any libpng error.
+bool read_rows(ReadState* st, const PngHeader& hdr, png_bytepp rows, size_t rowbytes, bool expand_to_8bit) {
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, st, on_error, on_warning);
+  if (!png) {
+    std::snprintf(st->message, sizeof st->message, "cannot create a libpng reader");
+    return false;
+  }
+  png_infop info = png_create_info_struct(png);
+  if (!info) {
+    png_destroy_read_struct(&png, nullptr, nullptr);
+    std::snprintf(st->message, sizeof st->message, "cannot create a libpng info struct");
+    return false;
+  }
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
+  png_set_read_fn(png, st, on_read);
+  // Defence in depth: libpng's own limits mirror ours, and ancillary chunks are capped at 8 MiB.
+  png_set_user_limits(png, hdr.width, hdr.height);
+  png_set_chunk_malloc_max(png, 8u << 20);
+  png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_DEFAULT);
+  png_read_info(png, info);
+  if (expand_to_8bit) {
+    png_set_expand(png);  // palette -> RGB, gray < 8 bit -> 8 bit (bit replication as Pillow), tRNS -> alpha
+    png_set_strip_16(png);  // high byte, as Pillow's ;16B raw modes
+    png_set_gray_to_rgb(png);
+  } else {
+    png_set_swap(png);  // 16-bit gray: native little-endian samples
+  }
+  int passes = png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  if (png_get_rowbytes(png, info) != rowbytes) {
+    png_error(png, "unexpected row layout after colour transforms");
+  }
+  for (int pass = 0; pass < passes; ++pass) {
+    for (uint32_t y = 0; y < hdr.height; ++y) png_read_row(png, rows[y], nullptr);
+  }
+  png_destroy_read_struct(&png, &info, nullptr);
+  return true;
+}
+
+}  // namespace
+
+ImageInfo probe_png(const uint8_t* data, size_t size) {
+  PngHeader h = parse_png_header(data, size);
+  ImageInfo info;
+  info.format = Format::Png;
+  info.width = int(h.width > 0x7FFFFFFFu ? 0x7FFFFFFF : h.width);
+  info.height = int(h.height > 0x7FFFFFFFu ? 0x7FFFFFFF : h.height);
+  info.orientation = h.orientation;
+  return info;
+}
+
+RgbImage decode_png(const uint8_t* data, size_t size, const DecodeOptions& opt) {
+  PngHeader h = parse_png_header(data, size);
+  check_dimensions(h.width, h.height, opt, "PNG");
+  const bool gray16 = h.color_type == PNG_COLOR_TYPE_GRAY && h.bit_depth == 16;
+  const bool alpha = (h.color_type & PNG_COLOR_MASK_ALPHA) != 0 || h.has_trns;
+  const size_t w = h.width, ht = h.height;
+  // Bytes per pixel after the transforms in read_rows: 16-bit gray stays 2 bytes; everything else is RGB or RGBA.
+  const size_t bpp = gray16 ? 2 : (alpha ? 4 : 3);
+  if (gray16 && h.has_trns) {
+    throw ImageError("unsupported PNG: 16-bit grayscale with tRNS transparency");
+  }
+  const size_t rowbytes = checked_mul(w, bpp, "PNG row size");
+  std::vector<uint8_t> raw(checked_mul(rowbytes, ht, "PNG size"));
+  std::vector<png_bytep> rows(ht);
+  for (size_t y = 0; y < ht; ++y) rows[y] = raw.data() + y * rowbytes;
+  ReadState st{data, size, 0, opt.strict, {0}};
+  if (!read_rows(&st, h, rows.data(), rowbytes, !gray16)) {
+    throw ImageError(std::string("PNG decode failed: ") + st.message);
+  }
+  RgbImage out;
+  out.width = int(w);
+  out.height = int(ht);
+  if (!gray16 && !alpha) {
+    out.data = std::move(raw);
+    return out;
+  }
+  out.data.resize(w * ht * 3);
+  const size_t n = w * ht;
+  uint8_t* o = out.data.data();
+  if (gray16) {
+    const uint16_t* s = reinterpret_cast<const uint16_t*>(raw.data());
+    for (size_t i = 0; i < n; ++i) {
+      uint8_t v = s[i] > 255 ? 255 : uint8_t(s[i]);
+      o[3 * i] = o[3 * i + 1] = o[3 * i + 2] = v;
+    }
+    return out;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* s = &raw[4 * i];
+    for (int c = 0; c < 3; ++c) o[3 * i + c] = composite_on_white(s[c], s[3]);
+  }
+  return out;
+}
+
+}  // namespace evq

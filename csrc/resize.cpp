@@ -1,0 +1,180 @@
+// Bit-exactness notes: coefficients are computed in double exactly as Pillow's Resample.c (same expression order;
+// the build passes -ffp-contract=off so no FMA changes the rounding), then rounded to int32 with 22 fractional
+// bits. Accumulation is in int32 as in Pillow (|sum| < 2^31 is guaranteed by the 2 guard bits), so any summation
+// order gives the same integers; that freedom is what lets the loops below be reordered for SIMD.
+#include "resize.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+namespace evq {
+
+namespace {
+
+constexpr int kPrecisionBits = 32 - 8 - 2;
+
+inline double bicubic_filter(double x) {
+  constexpr double a = -0.5;
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0.0;
+}
+
+inline uint8_t clip8(int v) {
+  v >>= kPrecisionBits;  // arithmetic shift, as Pillow's clip8 lookup index
+  return uint8_t(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+// Horizontal pass: rows [row0, row0 + rows) of `src` into `dst` (out_w x rows).
+__attribute__((target_clones("avx2", "default")))
+void horizontal(const uint8_t* src, int in_w, int row0, int rows, uint8_t* dst, int out_w, const Taps& t) {
+  const size_t in_stride = size_t(in_w) * 3, out_stride = size_t(out_w) * 3;
+  for (int y = 0; y < rows; ++y) {
+    const uint8_t* in = src + size_t(row0 + y) * in_stride;
+    uint8_t* out = dst + size_t(y) * out_stride;
+    for (int x = 0; x < out_w; ++x) {
+      const int xmin = t.bounds[2 * x], n = t.bounds[2 * x + 1];
+      const int32_t* k = &t.coeffs[size_t(x) * t.ksize];
+      const uint8_t* p = in + size_t(xmin) * 3;
+      int s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
+      for (int i = 0; i < n; ++i) {
+        s0 += p[3 * i] * k[i];
+        s1 += p[3 * i + 1] * k[i];
+        s2 += p[3 * i + 2] * k[i];
+      }
+      out[3 * x] = clip8(s0);
+      out[3 * x + 1] = clip8(s1);
+      out[3 * x + 2] = clip8(s2);
+    }
+  }
+}
+
+// Vertical pass over whole rows: each output row is a weighted sum of input rows, which vectorises across the row.
+__attribute__((target_clones("avx2", "default")))
+void vertical(const uint8_t* src, int width, uint8_t* dst, int out_h, const Taps& t) {
+  const size_t stride = size_t(width) * 3;
+  std::vector<int32_t> acc(stride);
+  for (int y = 0; y < out_h; ++y) {
+    const int ymin = t.bounds[2 * y], n = t.bounds[2 * y + 1];
+    const int32_t* k = &t.coeffs[size_t(y) * t.ksize];
+    int32_t* a = acc.data();
+    for (size_t i = 0; i < stride; ++i) a[i] = 1 << (kPrecisionBits - 1);
+    for (int j = 0; j < n; ++j) {
+      const uint8_t* row = src + size_t(ymin + j) * stride;
+      const int32_t kj = k[j];
+      for (size_t i = 0; i < stride; ++i) a[i] += row[i] * kj;
+    }
+    uint8_t* out = dst + size_t(y) * stride;
+    for (size_t i = 0; i < stride; ++i) out[i] = clip8(a[i]);
+  }
+}
+
+}  // namespace
+
+ResizeTarget smart_resize(int64_t height, int64_t width, int factor, int64_t min_pixels, int64_t max_pixels) {
+  if (height < 1 || width < 1) {
+    throw ImageError("smart_resize: height and width must be >= 1, got " + std::to_string(height) + "x" +
+                     std::to_string(width));
+  }
+  if (factor < 1) throw ImageError("smart_resize: factor must be >= 1, got " + std::to_string(factor));
+  const double ratio = double(std::max(height, width)) / double(std::min(height, width));
+  if (ratio > 200) {
+    throw ImageError("absolute aspect ratio must be smaller than 200, got " + std::to_string(ratio) + " (" +
+                     std::to_string(width) + "x" + std::to_string(height) + ")");
+  }
+  const double h = double(height), w = double(width), f = double(factor);
+  int64_t h_bar = int64_t(std::nearbyint(h / f)) * factor;
+  int64_t w_bar = int64_t(std::nearbyint(w / f)) * factor;
+  if (h_bar * w_bar > max_pixels) {
+    const double beta = std::sqrt(double(height * width) / double(max_pixels));
+    h_bar = std::max<int64_t>(factor, int64_t(std::floor(h / beta / f)) * factor);
+    w_bar = std::max<int64_t>(factor, int64_t(std::floor(w / beta / f)) * factor);
+  } else if (h_bar * w_bar < min_pixels) {
+    const double beta = std::sqrt(double(min_pixels) / double(height * width));
+    h_bar = int64_t(std::ceil(h * beta / f)) * factor;
+    w_bar = int64_t(std::ceil(w * beta / f)) * factor;
+  }
+  if (h_bar > 0x7FFFFFFF || w_bar > 0x7FFFFFFF) throw ImageError("smart_resize: target size overflows int32");
+  return {int(h_bar), int(w_bar)};
+}
+
+Taps bicubic_taps(int in_size, int out_size) {
+  if (in_size < 1 || out_size < 1) throw ImageError("resize: sizes must be >= 1");
+  const float in0 = 0.0f, in1 = float(in_size);  // Pillow's box is float
+  const double scale = double(in1 - in0) / out_size;
+  const double filterscale = scale < 1.0 ? 1.0 : scale;
+  const double support = 2.0 * filterscale;
+  Taps t;
+  t.ksize = int(std::ceil(support)) * 2 + 1;
+  t.bounds.resize(size_t(out_size) * 2);
+  t.coeffs.assign(checked_mul(size_t(out_size), size_t(t.ksize), "resize taps"), 0);
+  std::vector<double> k(t.ksize);
+  for (int xx = 0; xx < out_size; ++xx) {
+    const double center = in0 + (xx + 0.5) * scale;
+    const double ss = 1.0 / filterscale;
+    int xmin = int(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int xmax = int(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    xmax -= xmin;
+    double ww = 0.0;
+    for (int x = 0; x < xmax; ++x) {
+      const double w = bicubic_filter((x + xmin - center + 0.5) * ss);
+      k[x] = w;
+      ww += w;
+    }
+    for (int x = 0; x < xmax; ++x) {
+      if (ww != 0.0) k[x] /= ww;
+    }
+    int32_t* out = &t.coeffs[size_t(xx) * t.ksize];
+    for (int x = 0; x < xmax; ++x) {
+      out[x] = k[x] < 0 ? int32_t(-0.5 + k[x] * (1 << kPrecisionBits)) : int32_t(0.5 + k[x] * (1 << kPrecisionBits));
+    }
+    t.bounds[2 * xx] = xmin;
+    t.bounds[2 * xx + 1] = xmax;
+  }
+  return t;
+}
+
+RgbImage resize_bicubic(const uint8_t* src, int width, int height, int out_width, int out_height) {
+  if (width < 1 || height < 1 || out_width < 1 || out_height < 1) {
+    throw ImageError("resize: input and output sizes must be >= 1, got " + std::to_string(width) + "x" +
+                     std::to_string(height) + " -> " + std::to_string(out_width) + "x" + std::to_string(out_height));
+  }
+  RgbImage out;
+  out.width = out_width;
+  out.height = out_height;
+  const bool need_h = out_width != width, need_v = out_height != height;
+  if (!need_h && !need_v) {
+    out.data.assign(src, src + size_t(width) * height * 3);
+    return out;
+  }
+  Taps tv;
+  int first = 0, last = height;
+  if (need_v) {
+    tv = bicubic_taps(height, out_height);
+    first = tv.bounds[0];
+    last = tv.bounds[2 * out_height - 2] + tv.bounds[2 * out_height - 1];
+  }
+  std::vector<uint8_t> tmp;
+  const uint8_t* vin = src + size_t(first) * width * 3;
+  if (need_h) {
+    Taps th = bicubic_taps(width, out_width);
+    tmp.resize(checked_mul(size_t(out_width) * 3, size_t(last - first), "resize buffer"));
+    horizontal(src, width, first, last - first, tmp.data(), out_width, th);
+    vin = tmp.data();
+  }
+  if (!need_v) {
+    out.data = std::move(tmp);
+    return out;
+  }
+  // Bounds are relative to `first`: the horizontal pass produced only rows [first, last).
+  for (int y = 0; y < out_height; ++y) tv.bounds[2 * y] -= first;
+  out.data.resize(checked_mul(size_t(out_width) * 3, size_t(out_height), "resize output"));
+  vertical(vin, out_width, out.data.data(), out_height, tv);
+  return out;
+}
+
+}  // namespace evq

@@ -1,0 +1,33 @@
+// Qwen2-VL's smart_resize and a bicubic resampler bit-identical to Pillow's Image.resize(..., BICUBIC).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "image.h"
+
+namespace evq {
+
+struct ResizeTarget {
+  int height;
+  int width;
+};
+
+// transformers.models.qwen2_vl.image_processing_qwen2_vl.smart_resize, with the same floating-point operations
+// in the same order (Python's round() is half-to-even: std::nearbyint, not std::round). Throws ImageError for an
+// aspect ratio > 200 or non-positive sizes.
+ResizeTarget smart_resize(int64_t height, int64_t width, int factor, int64_t min_pixels, int64_t max_pixels);
+
+// Pillow's fixed-point filter taps for one axis: for each output index, `bounds` = (first input index, count) and
+// `ksize` int32 coefficients with PRECISION_BITS = 22 (Resample.c precompute_coeffs + normalize_coeffs_8bpc).
+struct Taps {
+  int ksize = 0;
+  std::vector<int> bounds;
+  std::vector<int32_t> coeffs;
+};
+Taps bicubic_taps(int in_size, int out_size);
+
+// Packed-RGB bicubic resize (stride 3*width), Pillow's two-pass order: horizontal pass over only the rows the
+// vertical pass needs, uint8 intermediate with clipping, then vertical. Equal sizes return a copy.
+RgbImage resize_bicubic(const uint8_t* src, int width, int height, int out_width, int out_height);
+
+}  // namespace evq
