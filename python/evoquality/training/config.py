@@ -1,0 +1,265 @@
+"""Stage-2 training configuration: one dataclass, paper defaults, every field settable from a YAML/JSON file and the
+command line (precedence: defaults < file < CLI flags).
+
+The fields are ours (named after METHOD.md); `to_grpo_config` translates them into TRL's `GRPOConfig`, and
+`grpo_overrides` passes any other GRPOConfig field straight through for users who know TRL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union, get_args, get_origin, get_type_hints
+
+LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
+VLLM_MODES = ("colocate", "server")
+REF_MODES = ("round_start", "initial")
+ATTN = ("auto", "flash_attention_2", "sdpa", "eager")
+
+
+def _f(default, help_text: str, **kw):
+    """A dataclass field whose `help` doubles as the CLI help (TRL's convention)."""
+    return field(default=default, metadata={"help": help_text, **kw})
+
+
+@dataclass
+class TrainConfig:
+    # --- the method (METHOD.md, stage 2) ---
+    num_generations: int = _f(32, "G: sampled score rollouts per image [paper: G = K = 32].")
+    images_per_step: int = _f(
+        8, "Unique images per global generation batch; pairs are kept whole, so it must be even."
+    )
+    beta: float = _f(0.05, "KL coefficient to the frozen reference (k3 estimator) [paper: 0.05]. 0 = no reference.")
+    epsilon: float = _f(0.2, "PPO clip range [decision: 0.2].")
+    loss_type: str = _f("grpo", "TRL loss normalisation; 'grpo' = per-sequence mean [paper].", choices=LOSS_TYPES)
+    learning_rate: float = _f(3e-7, "AdamW learning rate [paper: 3e-7].")
+    lr_scheduler_type: str = _f("linear", "Learning-rate schedule [paper: linear decay].")
+    warmup_steps: float = _f(0.0, "Linear warm-up: optimizer steps, or a share of all steps when < 1.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm.")
+    temperature: float = _f(1.0, "Sampling temperature of the rollouts [paper: 1].")
+    top_p: float = _f(1.0, "Nucleus sampling of the rollouts (1 = off).")
+    max_completion_length: int = _f(512, "Maximum new tokens per rollout (reasoning + boxed score).")
+    gamma: float = _f(1e-6, "Variance floor in the Thurstone denominator [decision, as VisualQuality-R1].")
+    adv_eps: float = _f(1e-4, "Epsilon of the group z-score of the advantages (TRL's value).")
+    # --- batching ---
+    per_device_train_batch_size: int = _f(8, "Sequences per forward/backward on each process.")
+    num_train_epochs: float = _f(1.0, "Passes over the labelled pairs (ignored when max_steps > 0).")
+    max_steps: int = _f(-1, "Optimizer steps; -1 = derive from num_train_epochs.")
+    seed: int = _f(42, "Seed of the pair sampler, the rollouts and the initialisation of anything random.")
+    # --- engines ---
+    bf16: Optional[bool] = _f(None, "bf16 mixed precision; unset = on when training on CUDA.")
+    gradient_checkpointing: bool = _f(True, "Recompute activations in backward (saves memory, costs ~30% time).")
+    attn_implementation: str = _f("auto", "Attention kernel; auto = flash_attention_2 on CUDA when installed.",
+                                  choices=ATTN)
+    use_vllm: bool = _f(False, "Generate rollouts with vLLM (TRL's integration).")
+    vllm_mode: str = _f("colocate", "vLLM mode: colocate (same GPUs) or server (`trl vllm-serve`).",
+                        choices=VLLM_MODES)
+    vllm_server_host: str = _f("0.0.0.0", "vLLM server host (server mode).")
+    vllm_server_port: int = _f(8000, "vLLM server port (server mode).")
+    vllm_gpu_memory_utilization: float = _f(0.3, "GPU memory share vLLM may take (colocate mode).")
+    use_cpu: bool = _f(False, "Train on CPU even where CUDA exists (tests).")
+    # --- bookkeeping ---
+    logging_steps: int = _f(1, "Log metrics every N optimizer steps.")
+    save_steps: int = _f(50, "Checkpoint every N optimizer steps (resumable).")
+    save_total_limit: int = _f(2, "Checkpoints kept on disk.")
+    report_to: str = _f("none", "TRL/transformers loggers: none, tensorboard, wandb (comma separated).")
+    log_completions: bool = _f(False, "Log sampled completions through TRL.")
+    ref_model: str = _f(
+        "round_start",
+        "Reference policy of the KL term in `evolve`: the model at the round start [decision] or the initial model.",
+        choices=REF_MODES,
+    )
+    grpo_overrides: dict = field(
+        default_factory=dict,
+        metadata={"help": "Extra TRL GRPOConfig fields, passed through unchanged (file only).", "cli": False},
+    )
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ValueError(msg)
+
+        need(self.num_generations >= 2, f"num_generations must be >= 2 (a group needs spread), got {self.num_generations}")
+        need(self.images_per_step >= 2 and self.images_per_step % 2 == 0,
+             f"images_per_step must be an even number >= 2 (pairs are kept whole), got {self.images_per_step}")
+        need(self.beta >= 0 and math.isfinite(self.beta), f"beta must be finite and >= 0, got {self.beta}")
+        need(self.epsilon > 0, f"epsilon must be > 0, got {self.epsilon}")
+        need(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        need(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        need(self.max_completion_length >= 1, f"max_completion_length must be >= 1, got {self.max_completion_length}")
+        need(self.gamma >= 0, f"gamma must be >= 0, got {self.gamma}")
+        need(self.adv_eps > 0, f"adv_eps must be > 0, got {self.adv_eps}")
+        need(self.per_device_train_batch_size >= 1,
+             f"per_device_train_batch_size must be >= 1, got {self.per_device_train_batch_size}")
+        for name in ("loss_type", "vllm_mode", "ref_model", "attn_implementation"):
+            choices = _FIELDS[name].metadata["choices"]
+            need(getattr(self, name) in choices, f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+        need(isinstance(self.grpo_overrides, dict),
+             f"grpo_overrides must be a mapping, got {type(self.grpo_overrides).__name__}")
+
+    # --- batching arithmetic (TRL: generation_batch_size = per_device * processes * steps_per_generation) ---
+    def rollouts_per_step(self) -> int:
+        return self.images_per_step * self.num_generations
+
+    def steps_per_generation(self, num_processes: int) -> int:
+        """Micro-batches per generation batch on each process; one optimizer step per generation batch keeps GRPO
+        on-policy (no old-logprob forward needed)."""
+        per_pass = self.per_device_train_batch_size * num_processes
+        if self.rollouts_per_step() % per_pass:
+            raise ValueError(
+                f"images_per_step * num_generations = {self.rollouts_per_step()} must be divisible by "
+                f"per_device_train_batch_size * num_processes = {per_pass}"
+            )
+        return self.rollouts_per_step() // per_pass
+
+    def to_grpo_config(self, output_dir: Union[str, Path], *, num_processes: int = 1, cuda: bool = False):
+        """The TRL `GRPOConfig` this run needs. `cuda` says whether training runs on a CUDA device (bf16 default)."""
+        from trl import GRPOConfig
+
+        spg = self.steps_per_generation(num_processes)
+        bf16 = (cuda and not self.use_cpu) if self.bf16 is None else self.bf16
+        kwargs: dict[str, Any] = dict(
+            output_dir=str(output_dir),
+            num_generations=self.num_generations,
+            beta=self.beta,
+            epsilon=self.epsilon,
+            loss_type=self.loss_type,
+            learning_rate=self.learning_rate,
+            lr_scheduler_type=self.lr_scheduler_type,
+            warmup_steps=self.warmup_steps,
+            weight_decay=self.weight_decay,
+            max_grad_norm=self.max_grad_norm,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_completion_length=self.max_completion_length,
+            per_device_train_batch_size=self.per_device_train_batch_size,
+            steps_per_generation=spg,
+            gradient_accumulation_steps=spg,
+            num_train_epochs=self.num_train_epochs,
+            max_steps=self.max_steps,
+            seed=self.seed,
+            bf16=bf16,
+            gradient_checkpointing=self.gradient_checkpointing,
+            use_vllm=self.use_vllm,
+            vllm_mode=self.vllm_mode,
+            vllm_server_host=self.vllm_server_host,
+            vllm_server_port=self.vllm_server_port,
+            vllm_gpu_memory_utilization=self.vllm_gpu_memory_utilization,
+            use_cpu=self.use_cpu,
+            logging_steps=self.logging_steps,
+            save_steps=self.save_steps,
+            save_total_limit=self.save_total_limit,
+            report_to=[s for s in self.report_to.split(",") if s] or "none",
+            log_completions=self.log_completions,
+            # Our dataset carries image ids and paths beside the prompt; TRL must not drop them.
+            remove_unused_columns=False,
+            # Our advantages replace TRL's; "group" keeps TRL's own (discarded) computation cheap and harmless.
+            scale_rewards="group",
+        )
+        unknown = set(self.grpo_overrides) - {f.name for f in dataclasses.fields(GRPOConfig)}
+        if unknown:
+            raise ValueError(f"grpo_overrides has keys that GRPOConfig does not know: {sorted(unknown)}")
+        kwargs.update(self.grpo_overrides)
+        return GRPOConfig(**kwargs)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_HINTS = get_type_hints(TrainConfig)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Convert a file/CLI value to the field's type; reject what does not fit, naming the key."""
+    hint = _HINTS[name]
+    if get_origin(hint) is Union:  # Optional[X]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "auto")):
+            return None
+        hint = next(a for a in get_args(hint) if a is not type(None))
+    if hint is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"config key {name!r} must be a mapping, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise ValueError(f"config key {name!r} must be a boolean, got {value!r}")
+    try:
+        if hint is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        if hint in (int, float) and isinstance(value, bool):
+            raise ValueError
+        return hint(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"config key {name!r} must be {hint.__name__}, got {value!r}") from None
+
+
+def read_config_file(path: Union[str, Path]) -> dict:
+    """Read a YAML (.yaml/.yml) or JSON (.json) mapping of TrainConfig fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist")
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml  # a dependency of accelerate and transformers; only needed here
+
+        data = yaml.safe_load(text)
+    elif path.suffix.lower() == ".json":
+        data = json.loads(text)
+    else:
+        raise ValueError(f"config file must end in .yaml, .yml or .json, got {str(path)!r}")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def make_config(file: Optional[Union[str, Path]] = None, overrides: Optional[Mapping[str, Any]] = None) -> TrainConfig:
+    """Defaults, then the file's keys, then `overrides` (CLI flags that were given); unknown keys are errors."""
+    values: dict[str, Any] = {}
+    for source in (read_config_file(file) if file else {}, dict(overrides or {})):
+        unknown = sorted(set(source) - set(_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown training config keys {unknown}; known: {sorted(_FIELDS)}")
+        values.update({k: _coerce(k, v) for k, v in source.items()})
+    return TrainConfig(**values)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One `--flag` per field (help from the dataclass); unset flags stay None so the file/defaults win."""
+    group = parser.add_argument_group("training config (defaults < --config file < these flags)")
+    group.add_argument("--config", type=Path, default=None, help="YAML or JSON file of training config keys.")
+    for f in dataclasses.fields(TrainConfig):
+        if not f.metadata.get("cli", True):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        hint = _HINTS[f.name]
+        default_text = f" (default: {f.default})"
+        if hint is bool or get_origin(hint) is Union:
+            group.add_argument(flag, dest=f.name, default=None, metavar="BOOL",
+                               help=f.metadata["help"] + default_text)
+        else:
+            group.add_argument(flag, dest=f.name, default=None, type=str, metavar=hint.__name__.upper(),
+                               choices=f.metadata.get("choices"), help=f.metadata["help"] + default_text)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if f.metadata.get("cli", True) and getattr(args, f.name, None) is not None
+    }
+    return make_config(getattr(args, "config", None), overrides)
+
+
+def config_to_dict(cfg: TrainConfig) -> dict:
+    return dataclasses.asdict(cfg)

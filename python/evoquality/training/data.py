@@ -1,0 +1,218 @@
+"""Stage-2 data: labelled pairs from stage 1, the per-image dataset TRL iterates, and the image store.
+
+One dataset row per unique image (the sampler repeats it G times). Rows carry only the image id; the decoded image
+is attached on access by `ImageStore`, which decodes each image once while it is in use (an LRU keyed by id) and
+stamps the id into the image so the preprocessing cache downstream can recognise it (`preprocess_cache.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Optional, Union
+
+import numpy as np
+
+from evoquality.prompts import score_messages
+
+IMAGE_ID_KEY = "evoquality_image_id"  # key in PIL's `Image.info` that names the image for the caches
+
+
+def load_image(ref: str):
+    """Decode one image for stage 2: the single seam to the image pipeline (stage 1's loader, same checks)."""
+    from evoquality.labelling.images import load_image as _load
+
+    return _load(ref)
+
+
+@dataclass
+class LabelledPairs:
+    """Pseudo-labelled pairs over a list of unique images.
+
+    images: (N,) image refs (paths); pairs: (M, 2) int64 indices into `images`; p_star: (M,) float32, P(first
+    image of the pair is better); skipped: reason -> count of label records not used.
+    """
+
+    images: list[str]
+    pairs: np.ndarray
+    p_star: np.ndarray
+    skipped: Counter = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        if self.pairs.shape != (len(self.p_star), 2):
+            raise ValueError(f"pairs must have shape ({len(self.p_star)}, 2), got {self.pairs.shape}")
+        # image -> [(partner, P(image better than partner))], both directions (p*_ji = 1 - p*_ij).
+        self.neighbors: dict[str, list[tuple[str, float]]] = {ref: [] for ref in self.images}
+        for (a, b), p in zip(self.pairs.tolist(), self.p_star.tolist()):
+            self.neighbors[self.images[a]].append((self.images[b], p))
+            self.neighbors[self.images[b]].append((self.images[a], 1.0 - p))
+
+    def __len__(self) -> int:
+        return len(self.p_star)
+
+    def pairs_among(self, refs: list[str]) -> tuple[list[tuple[int, int]], list[float]]:
+        """Every labelled pair with both images in `refs`, as positions in `refs` (each pair once) and p*."""
+        where = {ref: k for k, ref in enumerate(refs)}
+        if len(where) != len(refs):
+            raise ValueError("refs must not repeat an image (each image is one rollout group)")
+        pairs, labels = [], []
+        for k, ref in enumerate(refs):
+            for other, p in self.neighbors.get(ref, ()):
+                m = where.get(other)
+                if m is not None and k < m:
+                    pairs.append((k, m))
+                    labels.append(p)
+        return pairs, labels
+
+
+def pairs_from_records(
+    records: Iterable[Mapping], *, base_dir: Optional[Union[str, Path]] = None, use_flagged: bool = False
+) -> LabelledPairs:
+    """Labelled pairs from stage-1 records {"image_i", "image_j", "p_star", "votes_i", "votes_j", "invalid",
+    "flagged"}. A record is skipped (and counted by reason) when its label is missing or outside [0, 1], it pairs
+    an image with itself, it repeats a pair already seen, or it is flagged (unless `use_flagged`); missing image
+    files are skipped too. Relative image paths resolve against `base_dir`."""
+    images: list[str] = []
+    index: dict[str, int] = {}
+    pairs: list[tuple[int, int]] = []
+    labels: list[float] = []
+    seen: set[tuple[int, int]] = set()
+    skipped: Counter = Counter()
+    exists: dict[str, bool] = {}
+
+    def ref_of(value) -> Optional[str]:
+        if not isinstance(value, str) or not value:
+            return None
+        path = Path(value)
+        if base_dir is not None and not path.is_absolute():
+            path = Path(base_dir) / path
+        return str(path)
+
+    for rec in records:
+        a, b = ref_of(rec.get("image_i")), ref_of(rec.get("image_j"))
+        p = rec.get("p_star")
+        if a is None or b is None:
+            skipped["missing image_i/image_j"] += 1
+            continue
+        if a == b:
+            skipped["image paired with itself"] += 1
+            continue
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not (0.0 <= float(p) <= 1.0):
+            skipped["p_star missing or outside [0, 1]"] += 1
+            continue
+        if rec.get("flagged") and not use_flagged:
+            skipped["flagged by stage 1"] += 1
+            continue
+        for ref in (a, b):
+            if ref not in exists:
+                exists[ref] = Path(ref).is_file()
+        if not (exists[a] and exists[b]):
+            skipped["image file missing"] += 1
+            continue
+        ia = index.setdefault(a, len(index))
+        ib = index.setdefault(b, len(index))
+        if ia == len(images):
+            images.append(a)
+        if ib == len(images):
+            images.append(b)
+        key = (min(ia, ib), max(ia, ib))
+        if key in seen:
+            skipped["duplicate pair"] += 1
+            continue
+        seen.add(key)
+        pairs.append((ia, ib))
+        labels.append(float(p))
+    return LabelledPairs(
+        images=images,
+        pairs=np.asarray(pairs, dtype=np.int64).reshape(-1, 2),
+        p_star=np.asarray(labels, dtype=np.float32),
+        skipped=skipped,
+    )
+
+
+def read_label_records(path: Union[str, Path]) -> list[dict]:
+    """Records of a stage-1 round: a round directory (read with stage 1's own reader) or a labels JSONL file."""
+    path = Path(path)
+    if path.is_dir():
+        from evoquality.labelling import read_labels
+
+        return list(read_labels(path))
+    if not path.is_file():
+        raise ValueError(f"labels: {str(path)!r} is neither a round directory nor a labels file")
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"labels file {path}: line {lineno} is not JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise ValueError(f"labels file {path}: line {lineno} is not a JSON object")
+            records.append(rec)
+    return records
+
+
+class ImageStore:
+    """Decoded images by id, least-recently-used first out; every decode is timed and counted.
+
+    `capacity` must cover one generation batch of unique images (else an image would be decoded twice per step).
+    """
+
+    def __init__(self, capacity: int, loader: Callable[[str], object] = load_image) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.loader = loader
+        self._cache: OrderedDict[str, object] = OrderedDict()
+        self.decodes = 0
+        self.decode_seconds = 0.0
+
+    def get(self, ref: str):
+        image = self._cache.get(ref)
+        if image is not None:
+            self._cache.move_to_end(ref)
+            return image
+        start = time.perf_counter()
+        try:
+            image = self.loader(ref)
+        except Exception as e:  # stage 1 decoded this image; failing now means the file changed under us
+            raise ValueError(f"image {ref!r} could not be loaded for training: {e}") from e
+        self.decode_seconds += time.perf_counter() - start
+        self.decodes += 1
+        image.info[IMAGE_ID_KEY] = ref
+        # TRL deep-copies the prompts (images included) once per rollout; the decoded image is never mutated, so
+        # a deep copy may return the same object (copy.deepcopy looks `__deepcopy__` up on the instance).
+        image.__deepcopy__ = lambda memo, _image=image: _image
+        self._cache[ref] = image
+        if len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        return image
+
+    def take_seconds(self) -> float:
+        """Decode time since the last call (the trainer books it under `preprocess`)."""
+        seconds, self.decode_seconds = self.decode_seconds, 0.0
+        return seconds
+
+
+def build_dataset(pairs: LabelledPairs, store: ImageStore):
+    """A `datasets.Dataset` with one row per image: {"image_id", "prompt", "image"}; the image is attached lazily
+    by `store` (TRL requires a `datasets.Dataset`; `with_transform` keeps it one)."""
+    from datasets import Dataset
+
+    prompt = score_messages()
+
+    def attach(batch: dict) -> dict:
+        ids = batch["image_id"]
+        return {"image_id": ids, "prompt": [prompt] * len(ids), "image": [store.get(ref) for ref in ids]}
+
+    return Dataset.from_dict({"image_id": list(pairs.images)}).with_transform(attach)
+
+
+def finite_or_nan(value: Optional[float]) -> float:
+    return float("nan") if value is None or not math.isfinite(value) else float(value)

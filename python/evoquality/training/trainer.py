@@ -1,0 +1,284 @@
+"""Stage 2 (METHOD.md): GRPO with the fidelity reward, as a thin subclass of TRL 1.16's `GRPOTrainer`.
+
+TRL keeps what it does well — generation (HF or vLLM), the PPO-clip loss with the k3 KL, DeepSpeed/FSDP, checkpoints,
+logging. We override five private seams, pinned by `tests/training/test_trl_seams.py`:
+
+- `_get_train_sampler`  -> `PairAwareSampler`: both images of every pair in the same generation batch.
+- `_calculate_rewards`  -> parse scores, gather them from every process, run the fidelity kernel over the *global*
+                           batch (TRL would call a reward function on each process's slice only), return the gathered
+                           (B_global, 1) tensor TRL expects. A failed parse is NaN: no reward, advantage 0.
+- `_generate_and_score_completions` -> TRL's, then its inline advantages are replaced by ours (`evoquality.ops`).
+- `_tokenize_prompts`, `_generate_single_turn`, `_prepare_inputs`, `training_step` -> only timed (`timing.py`).
+
+Departures from TRL's defaults, all from the paper: beta 0.05 with a reference model, loss_type "grpo" (per-sequence
+mean), lr 3e-7 linear (see `config.py`). One optimizer step per generation batch, so no old-logprob forward.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from transformers import TrainerCallback
+from trl import GRPOTrainer
+from trl.trainer.grpo_trainer import gather_object
+
+from evoquality.ops.fidelity import fidelity_advantages
+from evoquality.ops.partners import Partners
+from evoquality.prompts import parse_score
+from evoquality.training.config import TrainConfig
+from evoquality.training.data import ImageStore, LabelledPairs, build_dataset
+from evoquality.training.preprocess_cache import CachedImageProcessor
+from evoquality.training.sampler import PairAwareSampler
+from evoquality.training.timing import PhaseTimer
+
+SCORE_QUANTILES = (0.1, 0.5, 0.9)
+
+
+def fidelity(*args, **kwargs):
+    """TRL's reward-function slot (its name labels TRL's `rewards/fidelity/*` metrics). Never called: the fidelity
+    reward needs the whole global batch, so `FidelityGRPOTrainer._calculate_rewards` computes it."""
+    raise RuntimeError("the fidelity reward is computed over the global batch by FidelityGRPOTrainer, not per slice")
+
+
+@dataclass
+class StepRecord:
+    """What the last generation batch used, over the global batch (for logs and tests).
+
+    image_ids (U,); scores (U, G) float32, NaN = parse failure; partners: CSR over the U images;
+    rewards (U, G) float32 (NaN = no reward); advantages (U, G) float32.
+    """
+
+    image_ids: list[str]
+    scores: torch.Tensor
+    partners: Partners
+    rewards: torch.Tensor
+    advantages: torch.Tensor
+
+
+def completion_text(completion) -> str:
+    """The text of one TRL completion (conversational: a list with one assistant message; or a plain string)."""
+    if isinstance(completion, str):
+        return completion
+    content = completion[-1]["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+class _StepTimingCallback(TrainerCallback):
+    """Times the optimizer step and publishes the step's phase breakdown before TRL logs it."""
+
+    def __init__(self, trainer: "FidelityGRPOTrainer") -> None:
+        self.trainer = trainer
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer.timer.start("optimizer")
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer.timer.stop("optimizer")
+        self.trainer._publish_timings()
+
+
+class MetricsJsonlCallback(TrainerCallback):
+    """Appends every log entry (step metrics, time breakdown) as one JSON line (main process only)."""
+
+    def __init__(self, path: Union[str, Path]) -> None:
+        self.path = Path(path)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": state.global_step, **logs}, default=float) + "\n")
+
+
+class FidelityGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer whose reward is the fidelity reward over pair-aware global batches.
+
+    Args:
+        model: a loaded `PreTrainedModel` (e.g. `evoquality.modeling.load_policy(...).model`) or a checkpoint path.
+        pairs: the stage-1 labelled pairs (`data.pairs_from_records`).
+        config: our `TrainConfig`; args: the matching `GRPOConfig` (`config.to_grpo_config(...)`).
+        processing_class: the checkpoint's processor (`evoquality.processing.load_processor`).
+        ref_model_path: checkpoint of the frozen reference (beta > 0); default = the policy's own checkpoint.
+        cache_preprocessing: preprocess each unique image once per generation batch (see `preprocess_cache`).
+        image_loader: replaces the image pipeline's loader (tests).
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        pairs: LabelledPairs,
+        config: TrainConfig,
+        args,
+        processing_class,
+        ref_model_path: Optional[Union[str, Path]] = None,
+        cache_preprocessing: bool = True,
+        image_loader=None,
+        callbacks=None,
+    ) -> None:
+        if len(pairs) == 0:
+            raise ValueError("pairs holds no labelled pair to train on")
+        if args.num_generations != config.num_generations:
+            raise ValueError("args.num_generations must equal config.num_generations (build args with to_grpo_config)")
+        self.pairs = pairs
+        self.config = config
+        self.timer = PhaseTimer()
+        store_kwargs = {} if image_loader is None else {"loader": image_loader}
+        # Two generation batches of unique images: the data loader may prefetch the next batch.
+        self.image_store = ImageStore(capacity=2 * config.images_per_step, **store_kwargs)
+        self.last_step: Optional[StepRecord] = None
+        # TRL pads prompts on the left and relies on the processor doing the same for the per-token multimodal
+        # fields (mm_token_type_ids); prompts differ in length because images differ in size.
+        processing_class.tokenizer.padding_side = "left"
+        self._cached_processor = None
+        if cache_preprocessing:
+            self._cached_processor = CachedImageProcessor(processing_class.image_processor, timer=self.timer)
+            processing_class.image_processor = self._cached_processor
+
+        dataset = build_dataset(pairs, self.image_store)
+        restore_name = None
+        if ref_model_path is not None and args.beta > 0:
+            if isinstance(model, (str, Path)):
+                raise ValueError("ref_model_path needs `model` as a loaded model, not a path")
+            # TRL builds the reference from the policy's `config._name_or_path`; point it at the reference checkpoint
+            # for the duration of __init__ (the only place TRL reads it for that purpose).
+            restore_name = model.config._name_or_path
+            model.config._name_or_path = str(ref_model_path)
+        try:
+            super().__init__(
+                model=str(model) if isinstance(model, Path) else model,
+                reward_funcs=[fidelity],
+                args=args,
+                train_dataset=dataset,
+                processing_class=processing_class,
+                callbacks=callbacks,
+            )
+        finally:
+            if restore_name is not None:
+                model.config._name_or_path = restore_name
+        if self.accelerator.device.type == "cuda":
+            self.timer._sync = torch.cuda.synchronize
+        self.add_callback(_StepTimingCallback(self))
+        self.add_callback(MetricsJsonlCallback(Path(args.output_dir) / "metrics.jsonl"))
+        if self.use_vllm:
+            sync = self.vllm_generation.sync_weights
+
+            def timed_sync(*a, **k):
+                with self.timer.phase("weight_sync"):
+                    return sync(*a, **k)
+
+            self.vllm_generation.sync_weights = timed_sync
+
+    # ----------------------------------------------------------------------------------------- batching
+    def _get_train_sampler(self, dataset=None):
+        return PairAwareSampler(
+            self.pairs.pairs,
+            images_per_batch=self.args.generation_batch_size // self.num_generations,
+            num_generations=self.num_generations,
+            repeat_count=self.num_iterations * self.args.steps_per_generation,
+            shuffle=self.shuffle_dataset,
+            seed=self.args.seed,
+        )
+
+    # ----------------------------------------------------------------------------------------- timed seams
+    def _tokenize_prompts(self, prompts: list):
+        with self.timer.phase("preprocess"):
+            return super()._tokenize_prompts(prompts)
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        with self.timer.phase("generation"):
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+
+    def _prepare_inputs(self, generation_batch):
+        with self.timer.phase("other"):
+            return super()._prepare_inputs(generation_batch)
+
+    def training_step(self, model, inputs, num_items_in_batch):
+        with self.timer.phase("forward_backward"):
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    def _publish_timings(self) -> None:
+        self.timer.add("preprocess", self.image_store.take_seconds())
+        for name, value in self.timer.take().items():
+            self._metrics["train"][f"time/{name}"].append(value)
+
+    # ----------------------------------------------------------------------------------------- reward
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        with self.timer.phase("reward"):
+            device = self.accelerator.device
+            local_scores = [parse_score(completion_text(c)) for c in completions]
+            local = torch.tensor([math.nan if s is None else s for s in local_scores], dtype=torch.float32,
+                                 device=device)
+            scores = self.accelerator.gather(local)  # (B_global,) in process order, as TRL gathers rewards
+            ids = gather_object([x["image_id"] for x in inputs])
+            g = self.num_generations
+            if scores.numel() != len(ids) or len(ids) % g:
+                raise RuntimeError(f"global batch of {len(ids)} rollouts is not a whole number of groups of {g}")
+            groups = [ids[k : k + g] for k in range(0, len(ids), g)]
+            if any(len(set(group)) != 1 for group in groups):
+                raise RuntimeError("a rollout group mixes images: the pair-aware sampler's layout was not preserved")
+            image_ids = [group[0] for group in groups]
+            pair_list, labels = self.pairs.pairs_among(image_ids)
+            partners = Partners.from_pairs(
+                torch.tensor(pair_list, dtype=torch.int64).reshape(-1, 2),
+                torch.tensor(labels, dtype=torch.float32),
+                len(image_ids),
+            ).to(device)
+            scores = scores.view(len(image_ids), g)
+            result = fidelity_advantages(
+                scores, partners, gamma=self.config.gamma, scale="group", eps=self.config.adv_eps
+            )
+        self.last_step = StepRecord(image_ids, scores, partners, result.rewards, result.advantages)
+        return result.rewards.reshape(-1, 1).to(torch.float32)
+
+    # ----------------------------------------------------------------------------------------- advantages, metrics
+    def _generate_and_score_completions(self, inputs):
+        if self._cached_processor is not None:
+            self._cached_processor.clear()
+        with self.timer.phase("logprob_forward"):
+            output = super()._generate_and_score_completions(inputs)
+        with self.timer.phase("advantage"):
+            record = self.last_step
+            # Ours replace TRL's inline advantages (the fused kernel computed them with the rewards).
+            flat = record.advantages.reshape(-1).to(output["advantages"].dtype)
+            n_local = len(inputs)
+            start = self.accelerator.process_index * n_local
+            output["advantages"] = flat[start : start + n_local].to(output["advantages"].device)
+            logged = self._logs["advantages"]
+            for _ in range(min(flat.numel(), len(logged))):
+                logged.pop()
+            logged.extend(flat.tolist())
+        self._log_step_metrics(record)
+        return output
+
+    def _log_step_metrics(self, record: StepRecord) -> None:
+        m = self._metrics["train" if self.model.training else "eval"]
+        scores, rewards, adv = record.scores.float(), record.rewards.float(), record.advantages.float()
+        valid = torch.isfinite(scores)
+        m["fidelity/parse_failure_rate"].append(1.0 - valid.float().mean().item())
+        has_reward = torch.isfinite(rewards)
+        m["fidelity/rewarded_share"].append(has_reward.float().mean().item())
+        if has_reward.any():
+            r = rewards[has_reward]
+            m["fidelity/reward_mean"].append(r.mean().item())
+            m["fidelity/reward_std"].append(r.std().item() if r.numel() > 1 else 0.0)
+        # A group teaches nothing when its rewards do not vary (or fewer than 2 exist): all advantages 0.
+        m["fidelity/zero_variance_groups"].append((adv.abs().amax(dim=1) == 0).float().mean().item())
+        m["fidelity/abs_advantage_mean"].append(adv.abs().mean().item())
+        m["fidelity/pairs_in_batch"].append(float(record.partners.indices.numel() // 2))
+        if valid.any():
+            s = scores[valid]
+            m["score/mean"].append(s.mean().item())
+            m["score/std"].append(s.std().item() if s.numel() > 1 else 0.0)
+            m["score/min"].append(s.min().item())
+            m["score/max"].append(s.max().item())
+            for q, v in zip(SCORE_QUANTILES, torch.quantile(s, torch.tensor(SCORE_QUANTILES, device=s.device))):
+                m[f"score/p{int(q * 100)}"].append(v.item())
