@@ -16,6 +16,8 @@ _COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("info", "evoquality.info", "print versions and which backends are available"),
     ("make-tiny-model", "evoquality.tiny_model", "build a tiny random Qwen2.5-VL checkpoint offline"),
     ("label", "evoquality.labelling.command", "stage 1: pairwise majority-vote pseudo-labels for a round"),
+    ("train", "evoquality.training.train_command", "stage 2: fidelity-reward GRPO on a labelled round"),
+    ("evolve", "evoquality.training.evolve_command", "the full method: rounds of labelling + GRPO, resumable"),
 )
 
 

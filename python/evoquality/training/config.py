@@ -19,6 +19,7 @@ LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
 VLLM_MODES = ("colocate", "server")
 REF_MODES = ("round_start", "initial")
 ATTN = ("auto", "flash_attention_2", "sdpa", "eager")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def _f(default, help_text: str, **kw):
@@ -54,6 +55,8 @@ class TrainConfig:
     # --- engines ---
     bf16: Optional[bool] = _f(None, "bf16 mixed precision; unset = on when training on CUDA.")
     gradient_checkpointing: bool = _f(True, "Recompute activations in backward (saves memory, costs ~30% time).")
+    model_dtype: str = _f("float32", "dtype the policy is loaded in: float32 master weights with bf16 autocast, or "
+                          "bfloat16 to halve memory (pure bf16 training).", choices=DTYPES)
     attn_implementation: str = _f("auto", "Attention kernel; auto = flash_attention_2 on CUDA when installed.",
                                   choices=ATTN)
     use_vllm: bool = _f(False, "Generate rollouts with vLLM (TRL's integration).")
@@ -99,7 +102,7 @@ class TrainConfig:
         need(self.adv_eps > 0, f"adv_eps must be > 0, got {self.adv_eps}")
         need(self.per_device_train_batch_size >= 1,
              f"per_device_train_batch_size must be >= 1, got {self.per_device_train_batch_size}")
-        for name in ("loss_type", "vllm_mode", "ref_model", "attn_implementation"):
+        for name in ("loss_type", "vllm_mode", "ref_model", "attn_implementation", "model_dtype"):
             choices = _FIELDS[name].metadata["choices"]
             need(getattr(self, name) in choices, f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         need(isinstance(self.grpo_overrides, dict),
@@ -223,10 +226,15 @@ def read_config_file(path: Union[str, Path]) -> dict:
     return data
 
 
-def make_config(file: Optional[Union[str, Path]] = None, overrides: Optional[Mapping[str, Any]] = None) -> TrainConfig:
-    """Defaults, then the file's keys, then `overrides` (CLI flags that were given); unknown keys are errors."""
+def make_config(
+    file: Optional[Union[str, Path]] = None,
+    overrides: Optional[Mapping[str, Any]] = None,
+    base: Optional[Mapping[str, Any]] = None,
+) -> TrainConfig:
+    """Defaults, then `base` (a preset), then the file's keys, then `overrides` (CLI flags that were given);
+    unknown keys are errors."""
     values: dict[str, Any] = {}
-    for source in (read_config_file(file) if file else {}, dict(overrides or {})):
+    for source in (dict(base or {}), read_config_file(file) if file else {}, dict(overrides or {})):
         unknown = sorted(set(source) - set(_FIELDS))
         if unknown:
             raise ValueError(f"unknown training config keys {unknown}; known: {sorted(_FIELDS)}")
@@ -252,13 +260,14 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                                choices=f.metadata.get("choices"), help=f.metadata["help"] + default_text)
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+def config_from_args(args: argparse.Namespace, base: Optional[Mapping[str, Any]] = None) -> TrainConfig:
+    """The config of parsed `add_config_arguments` flags, over an optional preset `base`."""
     overrides = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(TrainConfig)
         if f.metadata.get("cli", True) and getattr(args, f.name, None) is not None
     }
-    return make_config(getattr(args, "config", None), overrides)
+    return make_config(getattr(args, "config", None), overrides, base)
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:

@@ -7,7 +7,6 @@ stamps the id into the image so the preprocessing cache downstream can recognise
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter, OrderedDict
@@ -135,27 +134,16 @@ def pairs_from_records(
 
 
 def read_label_records(path: Union[str, Path]) -> list[dict]:
-    """Records of a stage-1 round: a round directory (read with stage 1's own reader) or a labels JSONL file."""
-    path = Path(path)
-    if path.is_dir():
-        from evoquality.labelling import read_labels
+    """Records of a finished stage-1 round: its directory or its labels.jsonl (read by stage 1's own reader)."""
+    from evoquality.labelling import read_labels
+    from evoquality.labelling.labels import LABELS_FILE
 
-        return list(read_labels(path))
-    if not path.is_file():
-        raise ValueError(f"labels: {str(path)!r} is neither a round directory nor a labels file")
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"labels file {path}: line {lineno} is not JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"labels file {path}: line {lineno} is not a JSON object")
-            records.append(rec)
-    return records
+    path = Path(path)
+    if path.is_file() and path.name == LABELS_FILE:
+        path = path.parent
+    if not path.is_dir():
+        raise ValueError(f"labels: {str(path)!r} must be a stage-1 round directory or its {LABELS_FILE}")
+    return list(read_labels(path))
 
 
 class ImageStore:

@@ -1,0 +1,86 @@
+"""`evoquality evolve`: the whole method — T rounds of (stage 1 labelling -> stage 2 GRPO), resumable.
+
+    evoquality evolve                                   # embedded default: tiny model, bundled photos, ./evoquality-run
+    evoquality evolve --model DIR --images DIR|MANIFEST --rounds 2 --out DIR [--config train.yaml]
+                      [--label-config label.yaml] [--label-pairs 20000 --label-votes 32 ...]
+                      [--round2-variants 10 --round2-same-content-pairs 5000]
+    accelerate launch --config_file CONFIG -m evoquality evolve ...        (both stages shard over the processes)
+
+Stage-2 options are the `evoquality train` flags; stage-1 options are the `evoquality label` flags with a
+`--label-` prefix (model, images, out and seed are set per round: round t uses seed + t). Re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from evoquality.training.config import add_config_arguments, config_from_args, read_config_file
+
+_PER_ROUND = ("model", "images", "out", "seed")
+
+
+def _label_fields():
+    from evoquality.labelling.config import config_fields
+
+    return [f for f in config_fields() if f.name not in _PER_ROUND]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__.splitlines()[0]
+    parser.add_argument("--model", type=str, default=None,
+                        help="starting checkpoint (a base VLM, or a supervised IQA model to stack on); "
+                             "default: the embedded tiny model")
+    parser.add_argument("--images", type=str, default=None,
+                        help="unlabelled image pool: folder or manifest; default: the bundled photos")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds T [paper: 2]")
+    parser.add_argument("--out", type=str, default="evoquality-run", help="run directory (resumed when it exists)")
+    parser.add_argument("--round2-variants", type=int, default=0,
+                        help="synthetic distorted variants per pool image from round 2 on [paper: 10]")
+    parser.add_argument("--round2-same-content-pairs", type=int, default=0,
+                        help="pairs drawn among an image and its variants from round 2 on")
+    parser.add_argument("--label-config", type=Path, default=None, help="YAML/JSON file of stage-1 options")
+    group = parser.add_argument_group("stage 1 (labelling) options; see `evoquality label --help`")
+    for f in _label_fields():
+        flag = "--label-" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            group.add_argument(flag, dest="label_" + f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=f.metadata.get("help", ""))
+        else:
+            kind = type(f.default) if isinstance(f.default, (int, float)) else str
+            group.add_argument(flag, dest="label_" + f.name, type=kind, default=None,
+                               help=f.metadata.get("help", "") + f" (default: {f.default})")
+    add_config_arguments(parser)
+
+
+def settings_from_args(args: argparse.Namespace):
+    from evoquality.training.rounds import TINY_LABEL_DEFAULTS, TINY_TRAIN_DEFAULTS, EvolveSettings
+
+    label_names = {f.name for f in _label_fields()}
+    label = dict(TINY_LABEL_DEFAULTS) if args.model is None else {}
+    if args.label_config:
+        file_values = read_config_file(args.label_config)
+        unknown = sorted(set(file_values) - label_names)
+        if unknown:
+            raise ValueError(f"label config keys {unknown} are not stage-1 options (or are set per round)")
+        label.update(file_values)
+    label.update({n: getattr(args, "label_" + n) for n in label_names if getattr(args, "label_" + n) is not None})
+    # The tiny preset (embedded default model only) sits under the config file and the flags.
+    train = config_from_args(args, base=TINY_TRAIN_DEFAULTS if args.model is None else None)
+    return EvolveSettings(out=args.out, rounds=args.rounds, model=args.model, images=args.images, train=train,
+                          label=label, round2_variants=args.round2_variants,
+                          round2_same_content_pairs=args.round2_same_content_pairs)
+
+
+def run(args: argparse.Namespace) -> int:
+    from evoquality.modeling import CheckpointError
+    from evoquality.training.rounds import evolve
+
+    try:
+        final = evolve(settings_from_args(args))
+    except (ValueError, FileNotFoundError, CheckpointError, ImportError) as e:
+        print(f"evoquality evolve: error: {e}", file=sys.stderr)
+        return 2
+    print(final)
+    return 0
