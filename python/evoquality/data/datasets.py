@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from evoquality.data.images import ImageResolver, finalize, std_from_var
+from evoquality.data.images import ImageResolver, check_missing, finalize, std_from_var
 from evoquality.data.manifest import Header, Manifest, ManifestError, Record
 from evoquality.data.tables import find_column, parse_float, read_csv, read_mat_vector, read_text, read_xlsx
 
@@ -232,6 +232,7 @@ def read_dataset(
     named subsets (default: the spec's, e.g. LIVE Challenge without its 7 training images). missing: see `finalize`.
     """
     spec = dataset_spec(name)
+    check_missing(missing)
     root = Path(root)
     if not root.is_dir():
         raise ManifestError(f"root {root} is not a folder (dataset {spec.name})")

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-from evoquality.data.images import ImageResolver, finalize, list_images
+from evoquality.data.images import ImageResolver, check_missing, finalize, list_images
 from evoquality.data.manifest import Header, Manifest, ManifestError, Record, read_manifest
 from evoquality.data.tables import find_column, parse_float, read_csv, read_text
 
@@ -77,6 +77,7 @@ def read_labels(
     whose first line is a manifest header is read as a manifest.
     """
     path = Path(path)
+    check_missing(missing)
     if not path.exists():
         raise ManifestError(f"label file {path} does not exist")
     fmt = fmt or ("folder" if path.is_dir() else path.suffix.lower().lstrip("."))

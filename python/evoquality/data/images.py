@@ -21,6 +21,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MISSING_POLICIES = ("error", "skip")
 
 
+def check_missing(missing: str) -> None:
+    if missing not in MISSING_POLICIES:
+        raise ValueError(f"missing must be one of {MISSING_POLICIES}, got {missing!r}")
+
+
 class ImageResolver:
     """Resolve names to paths relative to `root`, searching the folders `dirs` (relative to root) in order."""
 
@@ -75,8 +80,7 @@ def finalize(
     that cannot be found clears ``ref`` (counted as "reference not found"), so full-reference scorers skip that row
     instead of reading a wrong file.
     """
-    if missing not in MISSING_POLICIES:
-        raise ValueError(f"missing must be one of {MISSING_POLICIES}, got {missing!r}")
+    check_missing(missing)
     skipped = Counter() if skipped is None else skipped
     if header.mos_range is not None:
         lo, hi = header.mos_range

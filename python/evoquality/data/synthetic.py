@@ -74,11 +74,15 @@ def _check_levels(levels: Sequence[int]) -> tuple[int, ...]:
 
 
 def make_variants(image, types: Optional[Sequence[str]] = None, levels: Sequence[int] = LEVELS, seed: int = 0,
-                  reference_key: Optional[str] = None) -> list[Variant]:
+                  reference_key: Optional[str] = None, drop_identical: bool = True) -> list[Variant]:
     """Distorted versions of `image` (PIL image or uint8 array (H, W[, 3])): one per (type, level), types outer.
 
     Deterministic for (seed, reference, type, level): the reference is `reference_key` when given (a stable name),
     else a hash of the pixels. types: names in `DISTORTIONS` (default: all of them).
+    drop_identical: leave out a variant whose pixels equal the input or a milder level of the same type (a
+    chroma-only distortion of a grey photo, a codec at its size floor, a sigma-0.1 blur that rounds back): such an
+    image carries no quality difference, so it can be neither a distorted image nor one side of a pair. The result
+    may therefore be shorter than len(types) * len(levels).
     """
     arr = _rgb_array(image)
     types = tuple(types) if types is not None else tuple(DISTORTIONS)
@@ -87,8 +91,12 @@ def make_variants(image, types: Optional[Sequence[str]] = None, levels: Sequence
     ref_key = _key(reference_key) if reference_key is not None else _key(arr.tobytes() + bytes(str(arr.shape), "ascii"))
     out = []
     for spec in specs:
-        for level in levels:
+        seen = [arr]
+        for level in sorted(levels):
             result = spec.fn(arr, spec.params[level - 1], _rng(seed, ref_key, spec.name))
+            if drop_identical and any(np.array_equal(result, s) for s in seen):
+                continue
+            seen.append(result)
             out.append(Variant(spec.name, level, Image.fromarray(result)))
     return out
 
@@ -169,19 +177,18 @@ def build_synthetic_benchmark(out_dir, references=None, types: Sequence[str] = D
     records, skipped = [], {}
     for name, image in refs:
         image = fit_size(image, size)
-        arr = np.asarray(image)
-        grey = bool((arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all())
-        # A chroma-only distortion leaves a grey photo unchanged: its "levels" would have no quality order.
-        ref_types = [t for t in types if not (grey and DISTORTIONS[t].needs_color)]
-        if len(ref_types) != len(types):
-            reason = "colour distortion of a grey reference"
-            skipped[reason] = skipped.get(reason, 0) + (len(types) - len(ref_types)) * len(levels)
+
         ref_rel = f"references/{name}.png"
         (out_dir / "references").mkdir(parents=True, exist_ok=True)
         image.save(out_dir / ref_rel)
         records.append(Record(image=ref_rel, level=0, group=name))
         (out_dir / "images" / name).mkdir(parents=True, exist_ok=True)
-        for v in make_variants(image, ref_types, levels, seed, reference_key=name):
+        variants = make_variants(image, types, levels, seed, reference_key=name)
+        n_identical = len(types) * len(levels) - len(variants)
+        if n_identical:
+            reason = "variant identical to its reference or a milder level"
+            skipped[reason] = skipped.get(reason, 0) + n_identical
+        for v in variants:
             rel = f"images/{name}/{name}__{v.dist_type}__{v.level}.png"
             v.image.save(out_dir / rel)
             records.append(Record(image=rel, ref=ref_rel, dist_type=v.dist_type, level=v.level, group=name))
