@@ -38,7 +38,7 @@ def optional_mask(name: str, mask, ref_name: str, ref: torch.Tensor) -> torch.Te
     """A bool mask with the shape and device of `ref`, or None."""
     if mask is None:
         return None
-    mask = tensor(name, mask, ndim=ref.dim(), dtypes=(torch.bool,), shape_doc=f"{tuple(ref.shape)} bool")
+    mask = tensor(name, mask, ndim=ref.dim(), dtypes=(torch.bool,), shape_doc=f"{tuple(ref.shape)}")
     same_shape(name, mask, ref_name, ref)
     same_device(name, mask, ref_name, ref)
     return mask

@@ -36,7 +36,7 @@ class FidelityAdvantages(NamedTuple):
 
 def _check(scores, partners, p_star, valid, gamma) -> tuple[torch.Tensor, Partners, Optional[torch.Tensor]]:
     """Validate and normalise the inputs; a dense (B, B) mask + p_star becomes CSR `Partners`."""
-    scores = _checks.tensor("scores", scores, ndim=2, dtypes=_checks.FLOAT_DTYPES, shape_doc="(B, G) float")
+    scores = _checks.tensor("scores", scores, ndim=2, dtypes=_checks.FLOAT_DTYPES, shape_doc="(B, G)")
     if scores.shape[1] < 1:
         raise ValueError(f"scores must have shape (B, G) with G >= 1, got {tuple(scores.shape)}")
     valid = _checks.optional_mask("valid", valid, "scores", scores)
@@ -124,6 +124,7 @@ def fidelity_advantages_ref(
     return FidelityAdvantages(rewards, group_advantages_ref(rewards, scale=scale, eps=eps))
 
 
+@torch.no_grad()
 def fidelity_reward(
     scores: torch.Tensor,
     partners: Union[Partners, torch.Tensor],
@@ -141,6 +142,7 @@ def fidelity_reward(
     return _fidelity_ref(scores, partners, valid, gamma)
 
 
+@torch.no_grad()
 def fidelity_advantages(
     scores: torch.Tensor,
     partners: Union[Partners, torch.Tensor],

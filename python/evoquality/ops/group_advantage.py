@@ -22,7 +22,7 @@ EPS_ADV = 1e-4  # TRL's constant
 
 
 def _check(rewards, scale, eps) -> torch.Tensor:
-    rewards = _checks.tensor("rewards", rewards, ndim=2, dtypes=_checks.FLOAT_DTYPES, shape_doc="(B, G) float")
+    rewards = _checks.tensor("rewards", rewards, ndim=2, dtypes=_checks.FLOAT_DTYPES, shape_doc="(B, G)")
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if not (isinstance(eps, (int, float)) and eps > 0):
@@ -61,6 +61,7 @@ def group_advantages_ref(rewards: torch.Tensor, *, scale: str = "group", eps: fl
     return torch.nan_to_num(adv, nan=0.0)
 
 
+@torch.no_grad()
 def group_advantages(rewards: torch.Tensor, *, scale: str = "group", eps: float = EPS_ADV) -> torch.Tensor:
     """Advantages (B, G) float32 (float64 on the torch path for float64 input), dispatched by `_backend`."""
     rewards = _check(rewards, scale, eps)

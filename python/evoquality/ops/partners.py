@@ -28,9 +28,9 @@ class Partners:
     p_star: torch.Tensor
 
     def __post_init__(self) -> None:
-        indptr = _checks.tensor("indptr", self.indptr, ndim=1, dtypes=(torch.int64,), shape_doc="(B + 1,) int64")
-        indices = _checks.tensor("indices", self.indices, ndim=1, dtypes=(torch.int64,), shape_doc="(nnz,) int64")
-        p_star = _checks.tensor("p_star", self.p_star, ndim=1, dtypes=(torch.float32,), shape_doc="(nnz,) float32")
+        indptr = _checks.tensor("indptr", self.indptr, ndim=1, dtypes=(torch.int64,), shape_doc="(B + 1,)")
+        indices = _checks.tensor("indices", self.indices, ndim=1, dtypes=(torch.int64,), shape_doc="(nnz,)")
+        p_star = _checks.tensor("p_star", self.p_star, ndim=1, dtypes=(torch.float32,), shape_doc="(nnz,)")
         _checks.same_device("indices", indices, "indptr", indptr)
         _checks.same_device("p_star", p_star, "indptr", indptr)
         if indptr.numel() < 1:
@@ -94,10 +94,10 @@ class Partners:
         p_star = torch.as_tensor(p_star)
         if pairs.numel() == 0:
             pairs = pairs.reshape(0, 2).to(torch.int64)
-        _checks.tensor("pairs", pairs, ndim=2, dtypes=_checks.INT_DTYPES, shape_doc="(M, 2) int")
+        _checks.tensor("pairs", pairs, ndim=2, dtypes=_checks.INT_DTYPES, shape_doc="(M, 2)")
         if pairs.shape[1] != 2:
             raise ValueError(f"pairs must have shape (M, 2), got {tuple(pairs.shape)}")
-        p_star = _checks.tensor("p_star", p_star, ndim=1, dtypes=_checks.FLOAT_DTYPES, shape_doc="(M,) float")
+        p_star = _checks.tensor("p_star", p_star, ndim=1, dtypes=_checks.FLOAT_DTYPES, shape_doc="(M,)")
         if p_star.numel() != pairs.shape[0]:
             raise ValueError(f"p_star must have shape ({pairs.shape[0]},) (one label per pair), got {tuple(p_star.shape)}")
         _checks.same_device("p_star", p_star, "pairs", pairs)
@@ -126,10 +126,10 @@ class Partners:
 
         Labels are read only where the mask is set; they must lie in [0, 1] there. The mask need not be symmetric.
         """
-        mask = _checks.tensor("mask", mask, ndim=2, dtypes=(torch.bool,), shape_doc="(B, B) bool")
+        mask = _checks.tensor("mask", mask, ndim=2, dtypes=(torch.bool,), shape_doc="(B, B)")
         if mask.shape[0] != mask.shape[1]:
             raise ValueError(f"mask must have shape (B, B), got {tuple(mask.shape)}")
-        p_star = _checks.tensor("p_star", p_star, ndim=2, dtypes=_checks.FLOAT_DTYPES, shape_doc="(B, B) float")
+        p_star = _checks.tensor("p_star", p_star, ndim=2, dtypes=_checks.FLOAT_DTYPES, shape_doc="(B, B)")
         _checks.same_shape("p_star", p_star, "mask", mask)
         _checks.same_device("p_star", p_star, "mask", mask)
         if bool(mask.diagonal().any()):

@@ -32,7 +32,7 @@ class VoteTally(NamedTuple):
 
 
 def _check(votes, swapped, valid, label, min_margin):
-    votes = _checks.tensor("votes", votes, ndim=2, dtypes=_checks.INT_DTYPES + (torch.bool,), shape_doc="(M, K) int in {0, 1}")
+    votes = _checks.tensor("votes", votes, ndim=2, dtypes=_checks.INT_DTYPES + (torch.bool,), shape_doc="(M, K)")
     swapped = _checks.optional_mask("swapped", swapped, "votes", votes)
     valid = _checks.optional_mask("valid", valid, "votes", votes)
     if label not in LABELS:
@@ -86,6 +86,7 @@ def _tally_ref(votes, swapped, valid, label, min_margin) -> VoteTally:
     return VoteTally(wins_i, wins_j, n_invalid, p, low)
 
 
+@torch.no_grad()
 def vote_tally(
     votes: torch.Tensor,
     swapped: Optional[torch.Tensor] = None,

@@ -23,10 +23,10 @@ _BLOCK_J = 256  # images per block of the reference: memory ~ N * K * 256 * 4 by
 
 
 def _check(scores, valid, pairs):
-    scores = _checks.tensor("scores", scores, ndim=2, dtypes=_checks.FLOAT_DTYPES, shape_doc="(N, K) float")
+    scores = _checks.tensor("scores", scores, ndim=2, dtypes=_checks.FLOAT_DTYPES, shape_doc="(N, K)")
     valid = _checks.optional_mask("valid", valid, "scores", scores)
     if pairs is not None:
-        pairs = _checks.tensor("pairs", pairs, ndim=2, dtypes=_checks.INT_DTYPES, shape_doc="(M, 2) int")
+        pairs = _checks.tensor("pairs", pairs, ndim=2, dtypes=_checks.INT_DTYPES, shape_doc="(M, 2)")
         if pairs.shape[1] != 2:
             raise ValueError(f"pairs must have shape (M, 2), got {tuple(pairs.shape)}")
         _checks.same_device("pairs", pairs, "scores", scores)
@@ -107,6 +107,7 @@ def _ref(scores, valid, pairs, block=_BLOCK_J):
     return _pairs_ref(s, ok, pairs).to(out_dtype)
 
 
+@torch.no_grad()
 def win_matrix(scores: torch.Tensor, valid: Optional[torch.Tensor] = None, *, pairs: Optional[torch.Tensor] = None):
     """(N, N) or (M,) float32 win probabilities, dispatched by `_backend` (tiled Triton kernel on CUDA)."""
     scores, valid, pairs = _check(scores, valid, pairs)
