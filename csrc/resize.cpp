@@ -5,6 +5,10 @@
 #include "resize.h"
 
 #include <cmath>
+#include <algorithm>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 #include <cstring>
 #include <string>
 
@@ -28,26 +32,95 @@ inline uint8_t clip8(int v) {
 }
 
 // Horizontal pass: rows [row0, row0 + rows) of `src` into `dst` (out_w x rows).
-__attribute__((target_clones("avx2", "default")))
+// Rows are processed kRows at a time: the block is first interleaved column-wise (for each input x: kRows pixels,
+// 3*kRows bytes contiguous), so that every filter tap becomes one multiply-add over 3*kRows int32 lanes with a
+// single coefficient, a loop of fixed length the compiler turns into straight SIMD code.
+constexpr int kRows = 8;
+constexpr int kLanes = 3 * kRows;
+
+void horizontal_block_scalar(const uint8_t* cols, uint8_t* const* out_rows, int nrows, int out_w, const Taps& t) {
+  for (int x = 0; x < out_w; ++x) {
+    const int xmin = t.bounds[2 * x], n = t.bounds[2 * x + 1];
+    const int32_t* k = &t.coeffs[size_t(x) * t.ksize];
+    int32_t acc[kLanes];
+    for (int l = 0; l < kLanes; ++l) acc[l] = 1 << (kPrecisionBits - 1);
+    const uint8_t* c = cols + size_t(xmin) * kLanes;
+    for (int i = 0; i < n; ++i, c += kLanes) {
+      const int32_t ki = k[i];
+      for (int l = 0; l < kLanes; ++l) acc[l] += c[l] * ki;
+    }
+    for (int r = 0; r < nrows; ++r) {
+      uint8_t* o = out_rows[r] + 3 * size_t(x);
+      for (int ch = 0; ch < 3; ++ch) o[ch] = clip8(acc[3 * r + ch]);
+    }
+  }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+// Same integers as the scalar kernel: 24 int32 lanes in three AVX2 registers, exact 32-bit multiplies.
+__attribute__((target("avx2")))
+void horizontal_block_avx2(const uint8_t* cols, uint8_t* const* out_rows, int nrows, int out_w, const Taps& t) {
+  static_assert(kLanes == 24, "the AVX2 kernel is written for 8 rows x 3 channels");
+  const __m256i bias = _mm256_set1_epi32(1 << (kPrecisionBits - 1));
+  alignas(32) uint8_t px[32];
+  for (int x = 0; x < out_w; ++x) {
+    const int xmin = t.bounds[2 * x], n = t.bounds[2 * x + 1];
+    const int32_t* k = &t.coeffs[size_t(x) * t.ksize];
+    __m256i a0 = bias, a1 = bias, a2 = bias;
+    const uint8_t* c = cols + size_t(xmin) * kLanes;
+    for (int i = 0; i < n; ++i, c += kLanes) {
+      const __m256i ki = _mm256_set1_epi32(k[i]);
+      const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c));
+      const __m128i hi = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + 16));
+      a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(lo), ki));
+      a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)), ki));
+      a2 = _mm256_add_epi32(a2, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(hi), ki));
+    }
+    // clip8: arithmetic shift, then saturating packs (int32 -> int16 -> uint8 clamps to [0, 255] exactly as the
+    // scalar clip; |sum >> 22| < 2^15). The permutes undo the per-128-bit-lane order of the pack instructions.
+    a0 = _mm256_srai_epi32(a0, kPrecisionBits);
+    a1 = _mm256_srai_epi32(a1, kPrecisionBits);
+    a2 = _mm256_srai_epi32(a2, kPrecisionBits);
+    const __m256i p01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(a0, a1), 0xD8);
+    const __m256i p22 = _mm256_permute4x64_epi64(_mm256_packs_epi32(a2, a2), 0xD8);
+    const __m256i bytes = _mm256_permute4x64_epi64(_mm256_packus_epi16(p01, p22), 0xD8);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(px), bytes);
+    for (int r = 0; r < nrows; ++r) std::memcpy(out_rows[r] + 3 * size_t(x), px + 3 * r, 3);
+  }
+}
+
+bool have_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+#endif
+
+void horizontal_block(const uint8_t* cols, uint8_t* const* out_rows, int nrows, int out_w, const Taps& t) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (have_avx2()) return horizontal_block_avx2(cols, out_rows, nrows, out_w, t);
+#endif
+  horizontal_block_scalar(cols, out_rows, nrows, out_w, t);
+}
+
 void horizontal(const uint8_t* src, int in_w, int row0, int rows, uint8_t* dst, int out_w, const Taps& t) {
   const size_t in_stride = size_t(in_w) * 3, out_stride = size_t(out_w) * 3;
-  for (int y = 0; y < rows; ++y) {
-    const uint8_t* in = src + size_t(row0 + y) * in_stride;
-    uint8_t* out = dst + size_t(y) * out_stride;
-    for (int x = 0; x < out_w; ++x) {
-      const int xmin = t.bounds[2 * x], n = t.bounds[2 * x + 1];
-      const int32_t* k = &t.coeffs[size_t(x) * t.ksize];
-      const uint8_t* p = in + size_t(xmin) * 3;
-      int s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
-      for (int i = 0; i < n; ++i) {
-        s0 += p[3 * i] * k[i];
-        s1 += p[3 * i + 1] * k[i];
-        s2 += p[3 * i + 2] * k[i];
-      }
-      out[3 * x] = clip8(s0);
-      out[3 * x + 1] = clip8(s1);
-      out[3 * x + 2] = clip8(s2);
+  std::vector<uint8_t> cols(size_t(in_w) * kLanes + 1, 0);
+  for (int y = 0; y < rows; y += kRows) {
+    const int nrows = std::min(kRows, rows - y);
+    uint8_t* out_rows[kRows];
+    const uint8_t* in_rows[kRows];
+    for (int r = 0; r < nrows; ++r) {
+      in_rows[r] = src + size_t(row0 + y + r) * in_stride;
+      out_rows[r] = dst + size_t(y + r) * out_stride;
     }
+    // Interleave: 4-byte copies (one byte too many, overwritten by the next copy; `cols` has a byte of slack)
+    // except for the last pixel, whose 4th source byte may lie past the end of the image.
+    uint8_t* c = cols.data();
+    for (int x = 0; x < in_w - 1; ++x, c += kLanes) {
+      for (int r = 0; r < nrows; ++r) std::memcpy(c + 3 * r, in_rows[r] + 3 * size_t(x), 4);
+    }
+    for (int r = 0; r < nrows; ++r) std::memcpy(c + 3 * r, in_rows[r] + 3 * size_t(in_w - 1), 3);
+    horizontal_block(cols.data(), out_rows, nrows, out_w, t);
   }
 }
 
@@ -151,6 +224,19 @@ RgbImage resize_bicubic(const uint8_t* src, int width, int height, int out_width
     out.data.assign(src, src + size_t(width) * height * 3);
     return out;
   }
+  // Pass order. Pillow <= 12 always ran the horizontal pass first; Pillow 13.0 runs the vertical pass first when
+  // the height shrinks and 2*(out_w - w) > out_h - h. That rule was measured against Pillow 13.0 over random
+  // sizes (the order changes the uint8 intermediate, hence the result), and tests/io re-checks it against Pillow.
+  const bool vertical_first =
+      need_h && need_v && out_height < height && 2LL * (out_width - width) > int64_t(out_height) - height;
+  out.data.resize(checked_mul(size_t(out_width) * 3, size_t(out_height), "resize output"));
+  if (vertical_first) {
+    Taps tv = bicubic_taps(height, out_height), th = bicubic_taps(width, out_width);
+    std::vector<uint8_t> tmp(checked_mul(size_t(width) * 3, size_t(out_height), "resize buffer"));
+    vertical(src, width, tmp.data(), out_height, tv);
+    horizontal(tmp.data(), width, 0, out_height, out.data.data(), out_width, th);
+    return out;
+  }
   Taps tv;
   int first = 0, last = height;
   if (need_v) {
@@ -158,22 +244,19 @@ RgbImage resize_bicubic(const uint8_t* src, int width, int height, int out_width
     first = tv.bounds[0];
     last = tv.bounds[2 * out_height - 2] + tv.bounds[2 * out_height - 1];
   }
-  std::vector<uint8_t> tmp;
-  const uint8_t* vin = src + size_t(first) * width * 3;
-  if (need_h) {
-    Taps th = bicubic_taps(width, out_width);
-    tmp.resize(checked_mul(size_t(out_width) * 3, size_t(last - first), "resize buffer"));
-    horizontal(src, width, first, last - first, tmp.data(), out_width, th);
-    vin = tmp.data();
-  }
-  if (!need_v) {
-    out.data = std::move(tmp);
+  if (!need_v) {  // horizontal only
+    horizontal(src, width, 0, height, out.data.data(), out_width, bicubic_taps(width, out_width));
     return out;
   }
-  // Bounds are relative to `first`: the horizontal pass produced only rows [first, last).
+  // Bounds become relative to `first`: the horizontal pass produces only rows [first, last).
   for (int y = 0; y < out_height; ++y) tv.bounds[2 * y] -= first;
-  out.data.resize(checked_mul(size_t(out_width) * 3, size_t(out_height), "resize output"));
-  vertical(vin, out_width, out.data.data(), out_height, tv);
+  if (!need_h) {  // vertical only, straight from the source rows
+    vertical(src + size_t(first) * width * 3, width, out.data.data(), out_height, tv);
+    return out;
+  }
+  std::vector<uint8_t> tmp(checked_mul(size_t(out_width) * 3, size_t(last - first), "resize buffer"));
+  horizontal(src, width, first, last - first, tmp.data(), out_width, bicubic_taps(width, out_width));
+  vertical(tmp.data(), out_width, out.data.data(), out_height, tv);
   return out;
 }
 

@@ -26,8 +26,8 @@ struct Taps {
 };
 Taps bicubic_taps(int in_size, int out_size);
 
-// Packed-RGB bicubic resize (stride 3*width), Pillow's two-pass order: horizontal pass over only the rows the
-// vertical pass needs, uint8 intermediate with clipping, then vertical. Equal sizes return a copy.
+// Packed-RGB bicubic resize (stride 3*width) in Pillow's two passes with a clipped uint8 intermediate; the pass
+// order follows Pillow 13.0 (see resize.cpp). Equal sizes return a copy.
 RgbImage resize_bicubic(const uint8_t* src, int width, int height, int out_width, int out_height);
 
 }  // namespace evq

@@ -1,0 +1,137 @@
+"""Python face of the native pipeline: decode, resize and the batch ``preprocess`` to Qwen2.5-VL inputs.
+
+Inputs are encoded bytes (any contiguous byte buffer), ``str``/``os.PathLike`` paths, PIL images or (H, W, 3)
+uint8 arrays. Decoding, resizing and patchifying run in C++ on a thread pool with the GIL released; results are
+bit-identical to transformers' ``Qwen2VLImageProcessorPil`` (``approx=True`` trades that for speed on JPEG).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from evoquality import _backend
+from evoquality.io.reference import DEFAULT_MAX_IMAGE_PIXELS, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, to_rgb_array
+
+DTYPES = ("float32", "bfloat16", "uint8")
+
+
+def _native():
+    ext = _backend.native_extension()
+    if ext is None:
+        raise RuntimeError("evoquality._native is not built; reinstall with `pip install .` (needs libturbojpeg, "
+                           "libpng and libwebp development packages) or use evoquality.io.reference")
+    return ext
+
+
+def native_available() -> bool:
+    return _backend.native_extension() is not None
+
+
+def default_num_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def probe(data, *, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> dict[str, Any]:
+    """Header facts without decoding: {'format': 'JPEG'|'PNG'|'WebP', 'width', 'height', 'orientation' (EXIF 1..8)}."""
+    return _native().probe(data, max_image_pixels)
+
+
+def decode(data, *, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, strict: bool = True,
+           apply_exif_orientation: bool = False) -> np.ndarray:
+    """Encoded JPEG/PNG/WebP bytes -> (H, W, 3) uint8 RGB, equal to Pillow's decode + transformers' convert_to_rgb.
+
+    strict: decoder warnings (e.g. a truncated JPEG) raise; lenient mode keeps libjpeg's partial image.
+    Raises ImageDecodeError (a ValueError) naming the reason; never crashes on hostile input.
+    """
+    return _native().decode(data, max_image_pixels=max_image_pixels, strict=strict,
+                            apply_exif_orientation=apply_exif_orientation)
+
+
+def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 56 * 56,
+                 max_pixels: int = 28 * 28 * 1280) -> tuple[int, int]:
+    """Qwen2-VL's target (height, width): multiples of `factor`, area within [min_pixels, max_pixels]."""
+    return tuple(_native().smart_resize(height, width, factor, min_pixels, max_pixels))
+
+
+def resize_bicubic(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (height, width, 3) uint8, bit-identical to Pillow's Image.resize(..., BICUBIC)."""
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+        raise ValueError(f"image must be an (H, W, 3) uint8 array, got {getattr(image, 'shape', type(image))}")
+    return _native().resize_bicubic(np.ascontiguousarray(image), height, width)
+
+
+@dataclass
+class Preprocessed:
+    """pixel_values: (N, 3*T*P*P) float32, or its bfloat16 bit pattern as uint16, or (N, 3*P*P) uint8 (compact:
+    no temporal copy, not normalised). image_grid_thw: (B, 3) int64, one row per image that was not skipped.
+    skipped: (input index, message) for each image dropped under on_error="skip"."""
+
+    pixel_values: np.ndarray
+    image_grid_thw: np.ndarray
+    dtype: str
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+    def to_torch(self):
+        """(pixel_values, image_grid_thw) as torch tensors sharing memory (bfloat16 viewed from its bits)."""
+        import torch
+
+        pv = torch.from_numpy(self.pixel_values)
+        if self.dtype == "bfloat16":
+            pv = pv.view(torch.bfloat16)
+        return pv, torch.from_numpy(self.image_grid_thw)
+
+
+def _as_input(image):
+    """PIL images become RGB arrays with transformers' convert_to_rgb rules; everything else passes to C++."""
+    if hasattr(image, "getbands") and hasattr(image, "convert"):  # a PIL image, without importing PIL eagerly
+        return np.ascontiguousarray(to_rgb_array(image))
+    return image
+
+
+def _out_array(out, dtype: str):
+    if out is None or isinstance(out, np.ndarray):
+        return out
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        if out.device.type != "cpu":
+            raise ValueError(f"out must be a CPU tensor, got device {out.device}")
+        return (out.view(torch.int16) if dtype == "bfloat16" else out).numpy()
+    raise TypeError(f"out must be a numpy array or a torch tensor, got {type(out).__name__}")
+
+
+def preprocess(images: Sequence, *, min_pixels: int = 56 * 56, max_pixels: int = 28 * 28 * 1280,
+               patch_size: int = 14, temporal_patch_size: int = 2, merge_size: int = 2,
+               image_mean: Sequence[float] = OPENAI_CLIP_MEAN, image_std: Sequence[float] = OPENAI_CLIP_STD,
+               do_resize: bool = True, do_rescale: bool = True, rescale_factor: float = 1 / 255,
+               do_normalize: bool = True, dtype: str = "float32", approx: bool = False, strict: bool = True,
+               max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, apply_exif_orientation: bool = False,
+               num_threads: int | None = None, on_error: str = "raise", out=None) -> Preprocessed:
+    """A batch of images -> Qwen2.5-VL ``pixel_values`` and ``image_grid_thw`` in one call.
+
+    dtype: "float32" (transformers' output, exact), "bfloat16" (round-to-nearest-even of it) or "uint8" (the
+    resized pixels in patch order without temporal duplication: (N, 3*P*P), 8x fewer bytes, normalise on GPU).
+    approx: JPEG DCT-domain downscale before the bicubic resize (faster, not bit-exact).
+    on_error: "raise" (ImageDecodeError naming the first failing input) or "skip" (drop it, report in .skipped).
+    out: optional caller buffer of shape (>= N, D) and matching dtype (numpy or CPU torch tensor) written in place;
+    the result's pixel_values is then a view of its first N rows.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if isinstance(images, (bytes, bytearray, memoryview, str, os.PathLike, np.ndarray)):
+        raise TypeError("images must be a sequence of images; wrap a single image in a list")
+    threads = default_num_threads() if num_threads is None else int(num_threads)
+    if threads < 1:
+        raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+    pixel_values, grid, skipped = _native().preprocess(
+        [_as_input(im) for im in images], min_pixels=min_pixels, max_pixels=max_pixels, patch_size=patch_size,
+        temporal_patch_size=temporal_patch_size, merge_size=merge_size, do_resize=do_resize, do_rescale=do_rescale,
+        rescale_factor=rescale_factor, do_normalize=do_normalize, image_mean=list(image_mean),
+        image_std=list(image_std), dtype=dtype, approx=approx, max_image_pixels=max_image_pixels, strict=strict,
+        apply_exif_orientation=apply_exif_orientation, num_threads=threads, on_error=on_error,
+        out=_out_array(out, dtype))
+    return Preprocessed(pixel_values, grid, dtype, [tuple(s) for s in skipped])
