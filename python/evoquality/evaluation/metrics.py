@@ -85,6 +85,16 @@ def logistic4(x, b1, b2, b3, b4):
     return (b1 - b2) / (1.0 + np.exp(np.clip(z, -700.0, 700.0))) + b2
 
 
+def _logistic4_jac(x, b1, b2, b3, b4):
+    """Analytic Jacobian (N, 4) of `logistic4`. Finite differences fail here: MINPACK steps relative to |b3|,
+    and the initial b3 = mean(x) is ~1e-17 for centred predictions, so b3 would never move."""
+    x = np.asarray(x, dtype=np.float64)
+    a = abs(b4)
+    s = 1.0 / (1.0 + np.exp(np.clip(-(x - b3) / a, -700.0, 700.0)))
+    ds = (b1 - b2) * s * (1.0 - s)
+    return np.stack([s, 1.0 - s, -ds / a, -ds * (x - b3) / a**2 * np.sign(b4)], axis=1)
+
+
 @dataclass(frozen=True)
 class LogisticFit:
     ok: bool
@@ -105,10 +115,14 @@ def fit_logistic4(pred, target, maxfev: int = 20000) -> LogisticFit:
     init = [t.max(), t.min(), p.mean(), p.std() / 4.0]
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", optimize.OptimizeWarning)
-            params, _ = optimize.curve_fit(logistic4, p, t, p0=init, maxfev=maxfev)
-    except (RuntimeError, optimize.OptimizeWarning, ValueError) as exc:
+            # "covariance could not be estimated" follows an exact fit; convergence is judged by `ier` below.
+            warnings.simplefilter("ignore", optimize.OptimizeWarning)
+            params, _, _, mesg, ier = optimize.curve_fit(logistic4, p, t, p0=init, jac=_logistic4_jac,
+                                                                maxfev=maxfev, full_output=True)
+    except (RuntimeError, ValueError) as exc:
         return LogisticFit(False, None, f"{type(exc).__name__}: {exc}")
+    if ier not in (1, 2, 3, 4):
+        return LogisticFit(False, None, f"did not converge: {mesg}")
     if not np.isfinite(params).all():
         return LogisticFit(False, None, f"non-finite parameters {params.tolist()}")
     return LogisticFit(True, tuple(float(v) for v in params), "converged")
