@@ -150,7 +150,7 @@ class TrainConfig:
             max_steps=self.max_steps,
             seed=self.seed,
             bf16=bf16,
-            gradient_checkpointing=self.gradient_checkpointing,
+            activation_checkpointing=self.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
             use_vllm=self.use_vllm,
             vllm_mode=self.vllm_mode,
             vllm_server_host=self.vllm_server_host,

@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from evoquality.training.data import IMAGE_ID_KEY, ImageStore, build_dataset, pairs_from_records
+from evoquality.training.preprocess_cache import CachedImageProcessor
+from evoquality.training.timing import PhaseTimer
+
+
+def _images(tmp_path, n, seed=0):
+    rng = np.random.default_rng(seed)
+    paths = []
+    for k in range(n):
+        h, w = (int(v) for v in rng.integers(30, 80, 2))
+        p = tmp_path / f"im{k}.png"
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype("uint8")).save(p)
+        paths.append(str(p))
+    return paths
+
+
+def test_pairs_from_records_counts_every_skip(tmp_path):
+    a, b, c = _images(tmp_path, 3)
+    records = [
+        {"image_i": a, "image_j": b, "p_star": 1.0},
+        {"image_i": b, "image_j": a, "p_star": 0.0},  # the same pair again
+        {"image_i": a, "image_j": a, "p_star": 0.5},
+        {"image_i": a, "image_j": c, "p_star": None},
+        {"image_i": a, "image_j": c, "p_star": 1.5},
+        {"image_i": b, "image_j": c, "p_star": 0.5, "flagged": True},
+        {"image_i": b, "image_j": str(tmp_path / "gone.png"), "p_star": 0.5},
+        {"image_j": c, "p_star": 0.5},
+        {"image_i": c, "image_j": b, "p_star": 0.25},
+    ]
+    pairs = pairs_from_records(records)
+    assert len(pairs) == 2 and pairs.images == [a, b, c]
+    assert dict(pairs.skipped) == {
+        "duplicate pair": 1, "image paired with itself": 1, "p_star missing or outside [0, 1]": 2,
+        "flagged by stage 1": 1, "image file missing": 1, "missing image_i/image_j": 1,
+    }
+    # p*_ji = 1 - p*_ij, each pair once, positions in the given list.
+    found, labels = pairs.pairs_among([b, c, a])
+    assert sorted(zip(found, labels)) == [((0, 1), 0.75), ((0, 2), 0.0)]
+    assert pairs.pairs_among([c]) == ([], [])
+    with pytest.raises(ValueError, match="must not repeat an image"):
+        pairs.pairs_among([a, a])
+
+
+def test_image_store_decodes_once_and_stamps_ids(tmp_path):
+    paths = _images(tmp_path, 3)
+    calls = []
+
+    def loader(ref):
+        calls.append(ref)
+        return Image.open(ref).convert("RGB")
+
+    store = ImageStore(capacity=2, loader=loader)
+    im = store.get(paths[0])
+    assert store.get(paths[0]) is im and im.info[IMAGE_ID_KEY] == paths[0]
+    import copy
+    assert copy.deepcopy([im])[0] is im  # TRL's per-rollout prompt deep copy shares the decoded image
+    store.get(paths[1]), store.get(paths[2]), store.get(paths[0])  # capacity 2: paths[0] was evicted
+    assert calls == [paths[0], paths[1], paths[2], paths[0]]
+    with pytest.raises(ValueError, match="could not be loaded for training"):
+        store.get(str(tmp_path / "missing.png"))
+
+
+def test_dataset_rows_attach_prompt_and_image(tmp_path):
+    a, b = _images(tmp_path, 2)
+    pairs = pairs_from_records([{"image_i": a, "image_j": b, "p_star": 1.0}])
+    ds = build_dataset(pairs, ImageStore(4, loader=lambda r: Image.open(r).convert("RGB")))
+    row = ds[1]
+    assert row["image_id"] == b and row["image"].info[IMAGE_ID_KEY] == b
+    assert row["prompt"][0]["content"][0] == {"type": "image"}
+
+
+def test_cached_processor_equals_uncached_and_preprocesses_each_image_once(tmp_path, tiny_model_dir):
+    from evoquality.processing import load_processor
+
+    paths = _images(tmp_path, 3, seed=1)
+    store = ImageStore(4, loader=lambda r: Image.open(r).convert("RGB"))
+    images = [store.get(p) for p in paths]
+    plain = load_processor(tiny_model_dir).image_processor
+    cached = CachedImageProcessor(load_processor(tiny_model_dir).image_processor)
+    batch = [images[0], images[1], images[0], images[2], images[1]]  # repeats, as TRL sends rollouts
+    for kwargs in ({}, {"return_tensors": "pt"}):
+        want, got = plain(batch, **kwargs), cached(batch, **kwargs)
+        assert set(got.keys()) == set(want.keys())
+        for key in want:
+            assert np.array_equal(np.asarray(got[key]), np.asarray(want[key])), key
+        assert type(got["pixel_values"]) is type(want["pixel_values"])
+    assert (cached.computed, cached.reused) == (3, 7)
+    cached.clear()
+    cached([images[2]])
+    assert cached.computed == 4
+    # Images without an id (not from the store) pass straight through.
+    fresh = Image.open(paths[0]).convert("RGB")
+    assert np.array_equal(np.asarray(cached([fresh])["pixel_values"]), np.asarray(plain([fresh])["pixel_values"]))
+    assert cached.merge_size == plain.merge_size  # attributes are forwarded
+
+
+def test_phase_timer_exclusive_nesting():
+    clock = iter(range(100))
+    timer = PhaseTimer()
+    timer._now = lambda: float(next(clock))  # a deterministic clock: every boundary ticks by 1
+    with timer.phase("forward_backward"):  # opens at 0
+        with timer.phase("other"):  # 1
+            with timer.phase("generation"):  # 2 .. 3
+                pass
+            timer.add("preprocess", 0.5)  # measured elsewhere, moved out of "other"
+        # other closes at 4: 3 elapsed - 1 generation - 0.5 preprocess = 1.5
+    # forward_backward closes at 5: 5 elapsed - 3 children = 2
+    out = timer.take()
+    assert out["generation"] == 1 and out["other"] == 1.5 and out["preprocess"] == 0.5
+    assert out["forward_backward"] == 2 and out["total"] == 5
+    assert out["non_model_share"] == pytest.approx((1.5 + 0.5) / 5, abs=0)
+    assert timer.take()["total"] == 0
+    with pytest.raises(ValueError, match="phase must be one of"):
+        timer.start("nap")
+    timer.start("reward")
+    with pytest.raises(RuntimeError, match="innermost open phase is 'reward'"):
+        timer.stop("optimizer")

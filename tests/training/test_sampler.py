@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from evoquality.training.sampler import PairAwareSampler, pack_pairs
+
+
+def _check_batches(batches, pairs, u):
+    pair_set = {tuple(sorted(p)) for p in pairs.tolist()}
+    for b in batches:
+        assert len(b) == u and len(set(b)) == u  # distinct images, exactly U
+        for k in range(0, u, 2):  # laid out as whole pairs
+            assert tuple(sorted((b[k], b[k + 1]))) in pair_set
+
+
+def test_pack_pairs_whole_disjoint_pairs():
+    rng = np.random.default_rng(0)
+    n = 30
+    pairs = np.array([rng.choice(n, 2, replace=False) for _ in range(200)])
+    batches = pack_pairs(pairs, 8, rng.permutation(len(pairs)))
+    assert len(batches) >= 40
+    _check_batches(batches, pairs, 8)
+
+
+def test_pack_pairs_defers_overlapping_pairs():
+    pairs = np.array([[0, 1], [1, 2], [3, 4], [2, 5]])
+    # [1, 2] shares image 1 with the first batch: it waits, then opens the second batch; [2, 5] shares image 2 with
+    # it and is left over (drop_last).
+    assert pack_pairs(pairs, 4) == [[0, 1, 3, 4]]
+    assert pack_pairs(pairs, 2) == [[0, 1], [1, 2], [3, 4], [2, 5]]
+
+
+def test_sampler_layout_matches_repeat_sampler():
+    pairs = np.array([[0, 1], [2, 3], [4, 5], [6, 7], [1, 2]])
+    s = PairAwareSampler(pairs, images_per_batch=4, num_generations=3, repeat_count=2, seed=1)
+    seq = list(s)
+    assert len(seq) == len(s)
+    chunk = 4 * 3 * 2
+    for start in range(0, len(seq), chunk):
+        block = seq[start : start + chunk]
+        first, second = block[: chunk // 2], block[chunk // 2 :]
+        assert first == second  # the generation batch is replayed repeat_count times
+        groups = [first[k : k + 3] for k in range(0, len(first), 3)]
+        assert all(len(set(g)) == 1 for g in groups)  # G consecutive copies = one rollout group
+        _check_batches([[g[0] for g in groups]], pairs, 4)
+
+
+def test_sampler_same_seed_same_order_on_every_process():
+    pairs = np.arange(40).reshape(20, 2)
+    a = PairAwareSampler(pairs, images_per_batch=4, num_generations=2, seed=5)
+    b = PairAwareSampler(pairs, images_per_batch=4, num_generations=2, seed=5)
+    assert list(a) == list(b)
+    assert list(a) != list(PairAwareSampler(pairs, images_per_batch=4, num_generations=2, seed=6))
+
+
+def test_sampler_errors_name_the_argument():
+    with pytest.raises(ValueError, match="images_per_batch must be an even number"):
+        PairAwareSampler(np.array([[0, 1]]), images_per_batch=3, num_generations=2)
+    with pytest.raises(ValueError, match="cannot fill one batch of images_per_batch=4"):
+        PairAwareSampler(np.array([[0, 1]]), images_per_batch=4, num_generations=2)
+    with pytest.raises(ValueError, match="pairs must have shape"):
+        PairAwareSampler(np.zeros((0, 2)), images_per_batch=2, num_generations=2)

@@ -1,0 +1,76 @@
+"""Fails loudly when TRL changes a private seam that FidelityGRPOTrainer overrides or relies on.
+
+If this fails after a TRL upgrade: read the new GRPOTrainer, adapt `evoquality/training/trainer.py`, then update the
+pinned signatures and source facts here (and the pin in pyproject.toml).
+"""
+
+import inspect
+
+import trl
+from trl import GRPOTrainer
+
+from evoquality.training.trainer import FidelityGRPOTrainer
+
+PINNED_MINOR = "1.16"
+
+# Parameter names (and defaults) of every TRL method we override.
+OVERRIDDEN = {
+    "_get_train_sampler": "(self, dataset=None)",
+    "_calculate_rewards": "(self, inputs, prompts, completions, completion_ids_list)",
+    "_generate_and_score_completions": "(self, inputs)",
+    "_tokenize_prompts": "(self, prompts)",
+    "_generate_single_turn": "(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False)",
+    "_prepare_inputs": "(self, generation_batch)",
+    "training_step": "(self, model, inputs, num_items_in_batch)",
+}
+
+# Facts about TRL's code that the overrides depend on (see trainer.py for why each matters).
+SOURCE_FACTS = {
+    "_generate_and_score_completions": [
+        "self._calculate_rewards(inputs, prompts, completions, completion_ids_list)",  # our global reward hook
+        '"advantages": advantages,',  # the key whose value we replace
+        'self._logs["advantages"].extend(all_process_advantages.tolist())',  # the log entries we correct
+        "self.processing_class(images=images, text=prompts_text",  # the forward-batch preprocessing we cache
+    ],
+    "__init__": [
+        "create_model_from_path(get_config_model_id(self.model.config), **model_init_kwargs)",  # ref from _name_or_path
+        'self.add_callback(SyncRefModelCallback',
+    ],
+    "get_train_dataloader": ["sampler_fn=self._get_train_sampler"],
+    "_generate_single_turn": ["self.vllm_generation.sync_weights()"],
+    "_prepare_inputs": ["self._generate_and_score_completions(generation_batch)"],
+}
+
+
+def _shape(fn) -> str:
+    sig = inspect.signature(fn)
+    params = [
+        p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}" for p in sig.parameters.values()
+    ]
+    return "(" + ", ".join(params) + ")"
+
+
+def test_trl_minor_version_is_the_pinned_one():
+    assert ".".join(trl.__version__.split(".")[:2]) == PINNED_MINOR, (
+        f"TRL {trl.__version__} is installed but the overrides were written against {PINNED_MINOR}.x"
+    )
+
+
+def test_overridden_signatures_unchanged():
+    for name, expected in OVERRIDDEN.items():
+        assert _shape(getattr(GRPOTrainer, name)) == expected, f"GRPOTrainer.{name} changed signature"
+        assert _shape(getattr(FidelityGRPOTrainer, name)) == expected, f"our {name} drifted from TRL's"
+
+
+def test_source_facts_hold():
+    for method, snippets in SOURCE_FACTS.items():
+        source = inspect.getsource(getattr(GRPOTrainer, method))
+        for snippet in snippets:
+            assert snippet in source, f"GRPOTrainer.{method} no longer contains {snippet!r}"
+
+
+def test_callback_hooks_exist():
+    from transformers import TrainerCallback
+
+    # The optimizer phase is timed between these two events.
+    assert hasattr(TrainerCallback, "on_pre_optimizer_step") and hasattr(TrainerCallback, "on_optimizer_step")
