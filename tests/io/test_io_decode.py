@@ -1,0 +1,150 @@
+"""Decoding: identical pixels to Pillow + transformers' convert_to_rgb for every colour mode, clean errors for
+hostile or broken input, header-first limits."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+import evoquality.io as eio
+from evoquality.io.reference import decode_ref
+from io_helpers import encode, encoded_rgb, mode_variants, photo, png_chunk, png_file
+
+pytestmark = pytest.mark.skipif(not eio.native_available(), reason="native extension not built")
+
+VARIANTS = mode_variants()
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_decode_matches_pillow(name):
+    data = VARIANTS[name]
+    got, want = eio.decode(data), decode_ref(data)
+    assert got.dtype == np.uint8 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+@pytest.mark.parametrize("size", [(1, 1), (1, 301), (299, 2), (17, 31), (64, 64)])
+def test_decode_sizes(fmt, size):
+    data = encoded_rgb(*size, fmt, seed=size[0])
+    np.testing.assert_array_equal(eio.decode(data), decode_ref(data))
+
+
+def test_probe_reads_header_only():
+    assert eio.probe(encoded_rgb(21, 34, "JPEG")) == {"format": "JPEG", "width": 34, "height": 21, "orientation": 1}
+    assert eio.probe(encoded_rgb(21, 34, "PNG"))["format"] == "PNG"
+    assert eio.probe(encoded_rgb(21, 34, "WEBP"))["width"] == 34
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8, 2, 5, 7])
+def test_exif_orientation_is_opt_in(fmt, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(Image.fromarray(photo(20, 33)), fmt, exif=exif.tobytes(),
+                  **({"lossless": True} if fmt == "WEBP" else {}))
+    assert eio.probe(data)["orientation"] == orientation
+    # Default: stored orientation, as transformers (which never applies EXIF).
+    np.testing.assert_array_equal(eio.decode(data), decode_ref(data))
+    oriented = eio.decode(data, apply_exif_orientation=True)
+    with Image.open(io.BytesIO(data)) as im:
+        want = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    np.testing.assert_array_equal(oriented, want)
+
+
+# --- errors: every one is an ImageDecodeError (a ValueError) with the reason in the message --------------------
+
+def _raises(data, match, **kw):
+    with pytest.raises(eio.ImageDecodeError, match=match):
+        eio.decode(data, **kw)
+
+
+def test_empty_and_unsupported():
+    _raises(b"", "empty input")
+    _raises(b"GIF89a" + b"\0" * 20, "unsupported image format.*GIF")
+    _raises(b"BM" + b"\0" * 40, "unsupported image format.*BMP")
+    _raises(b"hello world, not an image", "unsupported image format")
+    assert issubclass(eio.ImageDecodeError, ValueError)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_truncated(fmt):
+    data = encoded_rgb(64, 80, fmt)
+    for cut in (len(data) // 2, len(data) - 40, 30, 12):
+        with pytest.raises(eio.ImageDecodeError):
+            eio.decode(data[:cut])
+
+
+def test_truncated_jpeg_lenient_keeps_partial_image():
+    data = encoded_rgb(64, 80, "JPEG")
+    cut = data[: len(data) * 2 // 3]
+    _raises(cut, r"JPEG decode failed \(strict mode\)")
+    partial = eio.decode(cut, strict=False)
+    assert partial.shape == (64, 80, 3)
+    np.testing.assert_array_equal(partial[:8], eio.decode(data)[:8])  # the rows before the cut are intact
+
+
+def test_corrupt_bytes():
+    data = bytearray(encoded_rgb(64, 80, "PNG"))
+    data[60:70] = b"\xff" * 10  # inside IDAT: CRC mismatch on a critical chunk
+    _raises(bytes(data), "PNG decode failed")
+    jpeg = bytearray(encoded_rgb(64, 80, "JPEG"))
+    jpeg[2:4] = b"\x00\x00"
+    _raises(bytes(jpeg), "JPEG")
+
+
+def _ihdr(width, height, depth=8, color=2):
+    return struct.pack(">IIBBBBB", width, height, depth, color, 0, 0, 0)
+
+
+def test_zero_size_png():
+    _raises(png_file(_ihdr(0, 10), zlib.compress(b"")), "invalid size 0x10")
+
+
+def test_png_bomb_refused_before_allocation():
+    # 20000 x 20000 = 400 MP of zeros: ~400 KB compressed; refused from the header in well under 1 ms.
+    row = b"\x00" * (20000 * 3 + 1)
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(row) for _ in range(50)) + z.flush()  # only a prefix: the header decides
+    bomb = png_file(_ihdr(20000, 20000), idat)
+    assert len(bomb) < 400_000
+    t0 = time.perf_counter()
+    _raises(bomb, "exceeds max_image_pixels=178956970")
+    assert time.perf_counter() - t0 < 1e-3
+    with pytest.raises(eio.ImageDecodeError, match="exceeds max_image_pixels"):
+        eio.probe(bomb)
+
+
+def test_max_image_pixels_is_configurable():
+    data = encoded_rgb(40, 50, "JPEG")
+    _raises(data, "2000 pixels exceeds max_image_pixels=1999", max_image_pixels=1999)
+    assert eio.decode(data, max_image_pixels=2000).shape == (40, 50, 3)
+    with pytest.raises(ValueError, match="max_image_pixels must be >= 1"):
+        eio.decode(data, max_image_pixels=0)
+
+
+def test_png_16bit_gray_with_trns_is_refused_with_reason():
+    raw = b"".join(b"\x00" + b"\x01\x00" * 4 for _ in range(3))
+    data = png_file(struct.pack(">IIBBBBB", 4, 3, 16, 0, 0, 0, 0), zlib.compress(raw),
+                    extra=png_chunk(b"tRNS", b"\x01\x00"))
+    _raises(data, "16-bit grayscale with tRNS")
+
+
+def test_animated_webp_refused():
+    frames = [Image.fromarray(photo(16, 16, s)) for s in range(2)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], duration=50)
+    _raises(buf.getvalue(), "animated")
+
+
+def test_type_errors_name_the_argument():
+    with pytest.raises(TypeError, match="data must be bytes"):
+        eio.decode(12345)
+    with pytest.raises(TypeError, match="contiguous 1-D byte buffer"):
+        eio.decode(np.zeros((4, 4), np.uint8))
