@@ -1,0 +1,168 @@
+"""Two GRPO steps of the tiny model on CPU through FidelityGRPOTrainer (TRL 1.16 underneath)."""
+
+import math
+
+import pytest
+import torch
+
+from evoquality.ops.fidelity import fidelity_reward_ref
+from evoquality.ops.group_advantage import group_advantages_ref
+from evoquality.training.config import make_config
+from evoquality.training.data import pairs_from_records
+from evoquality.training.trainer import FidelityGRPOTrainer, fidelity
+
+ATOL = 1e-6  # float32 kernel vs float64 reference on rewards in [0, 1] / z-scores of O(1)
+
+
+class SpyTrainer(FidelityGRPOTrainer):
+    """Records what the loss actually receives and every generation batch's reward record."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.records, self.loss_advantages, self.losses = [], [], []
+
+    def _generate_and_score_completions(self, inputs):
+        out = super()._generate_and_score_completions(inputs)
+        self.records.append(self.last_step)
+        return out
+
+    def _compute_loss(self, model, inputs):
+        self.loss_advantages.append(inputs["advantages"].detach().clone())
+        loss = super()._compute_loss(model, inputs)
+        self.losses.append(loss.item())
+        return loss
+
+
+def _trainer(model_dir, records, out, **overrides):
+    from evoquality.modeling import load_policy
+
+    settings = dict(num_generations=4, images_per_step=4, per_device_train_batch_size=8, max_completion_length=10,
+                    max_steps=2, use_cpu=True, bf16=False, gradient_checkpointing=False, learning_rate=1e-3,
+                    beta=0.05, save_steps=100, seed=0)
+    settings.update(overrides)
+    config = make_config(None, settings)
+    policy = load_policy(model_dir, device="cpu", dtype="float32", attn_implementation="sdpa")
+    return SpyTrainer(policy.model, pairs=pairs_from_records(records), config=config,
+                      args=config.to_grpo_config(out), processing_class=policy.processor)
+
+
+@pytest.fixture(scope="module")
+def two_steps(scoring_model_dir, tmp_path_factory):
+    """Two optimizer steps; TRL's own advantages are switched to unscaled (r - mean) so that ours — z-scored —
+    are distinguishable from TRL's in what reaches the loss."""
+    from conftest import write_images
+
+    tmp = tmp_path_factory.mktemp("two-steps")
+    paths = write_images(tmp / "pool", 8, seed=3)
+    spec = [(0, 1, 1.0), (2, 3, 0.0), (4, 5, 0.5), (6, 7, 1.0), (1, 2, 1.0), (5, 6, 0.0)]
+    records = [{"image_i": paths[i], "image_j": paths[j], "p_star": p} for i, j, p in spec]
+    trainer = _trainer(scoring_model_dir, records, tmp / "out", grpo_overrides={"scale_rewards": "none"})
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    return trainer, before, records
+
+
+def test_loss_finite_and_parameters_change(two_steps):
+    trainer, before, _ = two_steps
+    assert trainer.state.global_step == 2
+    assert len(trainer.losses) == 4 and all(math.isfinite(x) for x in trainer.losses)
+    changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p.detach())]
+    assert len(changed) > len(before) // 2
+
+
+def test_rewards_equal_the_reference_on_the_gathered_batch(two_steps):
+    trainer, _, _ = two_steps
+    assert len(trainer.records) == 2
+    for rec in trainer.records:
+        want = fidelity_reward_ref(rec.scores.double(), rec.partners.to("cpu"), gamma=1e-6)
+        assert torch.equal(torch.isnan(rec.rewards), torch.isnan(want))
+        ok = ~torch.isnan(want)
+        assert torch.allclose(rec.rewards[ok].double(), want[ok], atol=ATOL, rtol=0)
+        assert ok.any(), "no rollout parsed: the test would not exercise the reward"
+
+
+def test_advantages_used_are_ours(two_steps):
+    trainer, _, _ = two_steps
+    # Step k's two micro-batches are the shuffled halves of generation batch k: compare as multisets.
+    for k, rec in enumerate(trainer.records):
+        used = torch.cat(trainer.loss_advantages[2 * k : 2 * k + 2]).sort().values
+        ours = group_advantages_ref(rec.rewards.double()).reshape(-1).sort().values
+        assert torch.allclose(used.double(), ours, atol=1e-5, rtol=0)
+        trl_unscaled = torch.nan_to_num(rec.rewards.double() - torch.nanmean(rec.rewards.double(), 1, keepdim=True))
+        if trl_unscaled.abs().max() > 1e-3:
+            assert not torch.allclose(used.double(), trl_unscaled.reshape(-1).sort().values, atol=1e-3)
+
+
+def test_sampler_keeps_pairs_together(two_steps):
+    trainer, _, records = two_steps
+    for rec in trainer.records:
+        assert len(set(rec.image_ids)) == 4
+        # Every image of the step meets at least one labelled partner in the same step.
+        assert torch.all(rec.partners.indptr.diff() >= 1)
+
+
+def test_unparseable_answers_get_no_reward(two_steps):
+    trainer, _, _ = two_steps
+    for rec in trainer.records:
+        failed = torch.isnan(rec.scores)
+        assert torch.isnan(rec.rewards[failed]).all()
+        assert (rec.advantages[failed] == 0).all()
+
+
+def test_reward_hook_on_crafted_completions(two_steps):
+    """_calculate_rewards on answers we choose: garbage and out-of-format answers give NaN (no random score)."""
+    trainer, _, records = two_steps
+    a, b = records[0]["image_i"], records[0]["image_j"]  # p* = 1: a is better
+    c, d = records[3]["image_i"], records[3]["image_j"]
+    ids = [a] * 4 + [b] * 4 + [c] * 4 + [d] * 4
+    texts = ["\\boxed{4.5}", "\\boxed{4}", "no box", "\\boxed{4.2}",
+             "\\boxed{1.5}", "\\boxed{2}", "\\boxed{abc}", "\\boxed{1.1}",
+             "\\boxed{3}", "\\boxed{3.5}", "\\boxed{2.5}", "\\boxed{9}",  # 9 clips to 5
+             "\\boxed{3}", "\\boxed{3.1}", "\\boxed{2.9}", "\\boxed{}"]
+    completions = [[{"role": "assistant", "content": t}] for t in texts]
+    inputs = [{"image_id": i} for i in ids]
+    rewards = trainer._calculate_rewards(inputs, [None] * 16, completions, [[0]] * 16)
+    assert rewards.shape == (16, 1)
+    scores = torch.tensor([4.5, 4, math.nan, 4.2, 1.5, 2, math.nan, 1.1, 3, 3.5, 2.5, 5, 3, 3.1, 2.9, math.nan])
+    want = fidelity_reward_ref(scores.view(4, 4).double(), trainer.last_step.partners, gamma=1e-6)
+    got = rewards.view(4, 4)
+    assert torch.equal(torch.isnan(got), torch.isnan(want)) and torch.isnan(got.view(-1)[[2, 6, 15]]).all()
+    ok = ~torch.isnan(want)
+    assert torch.allclose(got[ok].double(), want[ok], atol=ATOL, rtol=0)
+    assert got[0, 0] > got[1, 0]  # the preferred image's high score is rewarded more than the other's
+
+
+def test_reward_hook_rejects_mixed_groups(two_steps):
+    trainer, _, records = two_steps
+    ids = [records[0]["image_i"]] * 3 + [records[0]["image_j"]] * 5
+    completions = [[{"role": "assistant", "content": "\\boxed{3}"}]] * 8
+    with pytest.raises(RuntimeError, match="a rollout group mixes images"):
+        trainer._calculate_rewards([{"image_id": i} for i in ids], [None] * 8, completions, [[0]] * 8)
+
+
+def test_step_metrics_and_time_breakdown_logged(two_steps):
+    trainer, _, _ = two_steps
+    logged = [h for h in trainer.state.log_history if "fidelity/parse_failure_rate" in h]
+    assert len(logged) == 2
+    for entry in logged:
+        for key in ("reward", "fidelity/reward_mean", "fidelity/zero_variance_groups", "fidelity/abs_advantage_mean",
+                    "score/mean", "score/p50", "kl", "time/generation", "time/preprocess", "time/reward",
+                    "time/advantage", "time/forward_backward", "time/optimizer", "time/non_model_share"):
+            assert key in entry, key
+        assert 0 <= entry["fidelity/parse_failure_rate"] <= 1
+        assert entry["time/generation"] > 0 and entry["time/forward_backward"] > 0 and entry["time/optimizer"] > 0
+    assert (trainer.args.output_dir + "/metrics.jsonl") and len(
+        open(trainer.args.output_dir + "/metrics.jsonl").read().splitlines()) >= 2
+    # Each unique image was preprocessed once per generation batch, however many rollouts and forwards used it.
+    assert trainer._cached_processor.computed == 2 * 4
+
+
+def test_placeholder_reward_function_is_never_called_per_slice():
+    with pytest.raises(RuntimeError, match="computed over the global batch"):
+        fidelity(prompts=[], completions=[])
+
+
+def test_bad_arguments(scoring_model_dir, labelled_pool, tmp_path):
+    _, records = labelled_pool
+    with pytest.raises(ValueError, match="pairs holds no labelled pair"):
+        _trainer(scoring_model_dir, [], tmp_path)
