@@ -1,0 +1,139 @@
+"""The Python API for using a quality model: score images, compare two images, or build a reusable scorer.
+
+    import evoquality.api as eq
+    eq.score(["a.jpg", "b.jpg"], model="ckpt/")          # -> array([3.91, 2.47]); NaN = answer did not parse
+    eq.score(["a.jpg"], model="piqe")                      # classical, lower = better: see .higher_better
+    eq.compare("a.jpg", "b.jpg", model="ckpt/", votes=8)   # -> Preference(winner="a", votes_a=6, votes_b=2, ...)
+    scorer = eq.create_scorer("ckpt/", mode="mean", n_samples=8); scorer.higher_better  # True
+
+A model is a checkpoint directory (loaded once and cached) or an already loaded `modeling.Policy`. Scorers follow
+pyiqa's convention: a factory and a `higher_better` flag, so code that ranks images can stay direction-agnostic.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from evoquality.evaluation.scorers import REFERENCE_SCORERS, ModelScorer, ReferenceScorer, load_pil
+
+Scorer = Union[ModelScorer, ReferenceScorer]
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_policy(path: str, device: Optional[str], dtype: str):
+    from evoquality.modeling import load_policy
+
+    return load_policy(path, device=device, dtype=dtype)
+
+
+def _policy(model, device, dtype):
+    if isinstance(model, (str, Path)):
+        return _cached_policy(str(Path(model).resolve()), device, dtype)
+    if hasattr(model, "model") and hasattr(model, "processor"):
+        return model
+    raise TypeError(f"model must be a checkpoint directory or a loaded Policy, got {type(model).__name__}")
+
+
+def create_scorer(model, *, mode: str = "greedy", n_samples: Optional[int] = None, temperature: float = 1.0,
+                  max_new_tokens: int = 256, batch_size: int = 8, seed: int = 0, device: Optional[str] = None,
+                  dtype: str = "auto") -> Scorer:
+    """A scorer with ``.score(images, refs=None) -> ScoreResult`` and ``.higher_better``.
+
+    model: a classical metric name ("piqe"; "psnr"/"ssim" need refs), a checkpoint directory, or a Policy.
+    mode: "greedy" (one deterministic answer per image) or "mean" (mean of n_samples sampled answers, default 8).
+    """
+    if isinstance(model, str) and model in REFERENCE_SCORERS:
+        return REFERENCE_SCORERS[model]()
+    if isinstance(model, (str, Path)) and not Path(model).is_dir():
+        raise ValueError(f"model must be one of {sorted(REFERENCE_SCORERS)} or a checkpoint directory, got {model!r}")
+    if n_samples is None:
+        n_samples = 8 if mode == "mean" else 0
+    return ModelScorer(_policy(model, device, dtype), n_samples=n_samples, mode=mode, temperature=temperature,
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, name=str(model))
+
+
+def score(images, model=None, *, refs=None, **kwargs) -> np.ndarray:
+    """Quality scores (N,) of `images` (paths, PIL images or uint8 arrays; one image is wrapped into a list).
+
+    The scale and direction are the scorer's (the model: 1-5, higher better; PIQE: 0-100, lower better). NaN marks
+    an image with no score (unreadable, or an answer that did not parse) — never a substitute value.
+    kwargs go to `create_scorer`.
+    """
+    if model is None:
+        raise ValueError("model is required: a checkpoint directory, a loaded Policy, or one of "
+                         f"{sorted(REFERENCE_SCORERS)}")
+    scorer = model if hasattr(model, "score") and hasattr(model, "higher_better") else create_scorer(model, **kwargs)
+    if not isinstance(images, (list, tuple)):
+        images = [images]
+    if refs is not None and not isinstance(refs, (list, tuple)):
+        refs = [refs]
+    return scorer.score(list(images), refs).scores
+
+
+@dataclass(frozen=True)
+class Preference:
+    """The outcome of K comparison votes between image a and image b.
+
+    winner: "a" | "b" | "tie" (equal valid votes, including none). p_a: votes_a / valid votes (NaN with none).
+    invalid: answers that did not parse (not votes, METHOD.md stage 1).
+    """
+
+    winner: str
+    votes_a: int
+    votes_b: int
+    invalid: int
+
+    @property
+    def p_a(self) -> float:
+        valid = self.votes_a + self.votes_b
+        return self.votes_a / valid if valid else math.nan
+
+
+def compare(a, b, *, model, votes: int = 8, temperature: float = 1.0, max_new_tokens: int = 256, seed: int = 0,
+            device: Optional[str] = None, dtype: str = "auto") -> Union[Preference, list[Preference]]:
+    """Ask the model which image has better quality, `votes` times with sampling.
+
+    Half of the votes show (a, b), the other half (b, a) — the comparison prompt is position-biased, so the order
+    is balanced and each answer mapped back to a/b. a, b: single images, or equal-length lists (-> a list).
+    """
+    from evoquality import prompts
+    from evoquality.sampling import sample_completions
+
+    if votes < 1:
+        raise ValueError(f"votes must be >= 1, got {votes}")
+    single = not isinstance(a, (list, tuple))
+    a_list, b_list = ([a], [b]) if single else (list(a), list(b))
+    if len(a_list) != len(b_list):
+        raise ValueError(f"a and b must have the same length, got {len(a_list)} and {len(b_list)}")
+    policy = _policy(model, device, dtype)
+    forward, backward = (votes + 1) // 2, votes // 2
+    messages = prompts.compare_messages()
+    out = []
+    for x, y in zip(a_list, b_list):
+        ia, ib = load_pil(x), load_pil(y)
+        counts = {"a": 0, "b": 0, "invalid": 0}
+        for n, pair, names in ((forward, [ia, ib], ("a", "b")), (backward, [ib, ia], ("b", "a"))):
+            if n == 0:
+                continue
+            res = sample_completions(policy, [(messages, pair)], n=n, max_new_tokens=max_new_tokens,
+                                     temperature=temperature, do_sample=True, batch_size=1, seed=seed)[0]
+            for text in res.texts:
+                choice = prompts.parse_choice(text)
+                counts["invalid" if choice is None else names[choice]] += 1
+        winner = "a" if counts["a"] > counts["b"] else "b" if counts["b"] > counts["a"] else "tie"
+        out.append(Preference(winner, counts["a"], counts["b"], counts["invalid"]))
+    return out[0] if single else out
+
+
+def clear_cache() -> None:
+    """Forget the loaded checkpoints (frees their memory)."""
+    _cached_policy.cache_clear()
+
+
+__all__ = ["Preference", "Scorer", "clear_cache", "compare", "create_scorer", "score"]
