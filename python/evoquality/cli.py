@@ -18,6 +18,8 @@ _COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("label", "evoquality.labelling.command", "stage 1: pairwise majority-vote pseudo-labels for a round"),
     ("train", "evoquality.training.train_command", "stage 2: fidelity-reward GRPO on a labelled round"),
     ("evolve", "evoquality.training.evolve_command", "the full method: rounds of labelling + GRPO, resumable"),
+    ("eval", "evoquality.evaluation.runner", "evaluate a model (and classical yardsticks) on IQA test sets"),
+    ("score", "evoquality.evaluation.score_command", "print quality scores of images (model or PIQE)"),
 )
 
 
