@@ -1,0 +1,84 @@
+"""NativeQwen2VLImageProcessor: same outputs as its parent Qwen2VLImageProcessorPil, runs natively, accepts bytes and
+paths, saves a config stock transformers loads, and works inside the project's processor with the tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import evoquality.io as eio
+from evoquality.io import pipeline
+from io_helpers import encoded_rgb, photo
+
+pytestmark = pytest.mark.skipif(not eio.native_available(), reason="native extension not built")
+
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil  # noqa: E402
+
+from evoquality.io import NativeQwen2VLImageProcessor  # noqa: E402
+
+
+def _images():
+    return [Image.fromarray(photo(70, 90)), Image.fromarray(photo(33, 301, 2)).convert("RGBA"),
+            Image.fromarray(photo(120, 40, 3)).convert("L"), photo(64, 48, 4), torch.from_numpy(photo(20, 30, 5))]
+
+
+@pytest.mark.parametrize("kw", [{}, {"min_pixels": 28 * 28, "max_pixels": 112 * 112}])
+def test_same_as_parent_and_runs_natively(kw, monkeypatch):
+    calls = []
+    real = pipeline.preprocess
+    monkeypatch.setattr(pipeline, "preprocess", lambda *a, **k: calls.append(1) or real(*a, **k))
+    want = Qwen2VLImageProcessorPil(**kw)(_images(), return_tensors="pt")
+    got = NativeQwen2VLImageProcessor(**kw)(_images(), return_tensors="pt")
+    assert calls == [1]
+    assert torch.equal(got["pixel_values"], want["pixel_values"])
+    assert torch.equal(got["image_grid_thw"], want["image_grid_thw"])
+
+
+def test_bytes_and_paths(tmp_path):
+    blob = encoded_rgb(77, 51, "JPEG")
+    (tmp_path / "a.jpg").write_bytes(blob)
+    want = Qwen2VLImageProcessorPil()([Image.open(tmp_path / "a.jpg")])
+    for form in (blob, str(tmp_path / "a.jpg"), tmp_path / "a.jpg"):
+        got = NativeQwen2VLImageProcessor()([form])
+        np.testing.assert_array_equal(got["pixel_values"], want["pixel_values"])
+
+
+def test_non_bicubic_falls_back_to_parent_exactly(monkeypatch):
+    monkeypatch.setattr(pipeline, "preprocess", lambda *a, **k: pytest.fail("native path used for BILINEAR"))
+    want = Qwen2VLImageProcessorPil(resample=2)(_images()[:2])
+    got = NativeQwen2VLImageProcessor(resample=2)(_images()[:2])
+    np.testing.assert_array_equal(got["pixel_values"], want["pixel_values"])
+
+
+def test_saved_config_loads_in_stock_transformers(tmp_path):
+    from transformers import AutoImageProcessor
+
+    NativeQwen2VLImageProcessor(min_pixels=1000, num_threads=2, strict=False).save_pretrained(tmp_path)
+    stock = AutoImageProcessor.from_pretrained(tmp_path)
+    assert type(stock).__name__.startswith("Qwen2VLImageProcessor") and stock.size["shortest_edge"] == 1000
+    native = NativeQwen2VLImageProcessor.from_pretrained(tmp_path)
+    assert native.size["shortest_edge"] == 1000 and native.num_threads is None and native.strict
+
+
+def test_bad_image_error_names_input():
+    with pytest.raises(eio.ImageDecodeError, match=r"image 1 \(5 bytes\): unsupported image format"):
+        NativeQwen2VLImageProcessor()([encoded_rgb(30, 30, "PNG"), b"hello"])
+
+
+def test_inside_project_processor_with_tiny_model(tiny_model_dir):
+    from evoquality.processing import load_processor
+    from evoquality.prompts import score_messages
+
+    stock = load_processor(tiny_model_dir)
+    native = eio.use_native_image_processor(load_processor(tiny_model_dir))
+    assert isinstance(native.image_processor, NativeQwen2VLImageProcessor)
+    assert native.image_processor.size == stock.image_processor.size
+    text = stock.apply_chat_template(score_messages(), add_generation_prompt=True, tokenize=False)
+    images = [Image.fromarray(photo(150, 100, 7))]
+    a = stock(text=[text], images=images, return_tensors="pt")
+    b = native(text=[text], images=images, return_tensors="pt")
+    assert torch.equal(a["input_ids"], b["input_ids"])
+    assert torch.equal(a["pixel_values"], b["pixel_values"])
+    assert torch.equal(a["image_grid_thw"], b["image_grid_thw"])
