@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from evoquality.labelling.labels import compare_labels, margin_histogram, position_bias, write_labels
 from evoquality.labelling.store import RoundDir, atomic_write_text
+from evoquality.labelling.variants import failed_variants
 
 if TYPE_CHECKING:
     from evoquality.labelling.config import LabelConfig
@@ -98,6 +99,7 @@ def merge_round(rd: RoundDir, cfg: "LabelConfig", plan: "Plan") -> dict:
         if cfg.no_votes == "tie" else len(voted) - n_labels,
         "items_pending": pending,
         "bad_images": _bad_images(records),
+        "variants_failed": failed_variants(rd.path),
         "votes_per_item": cfg.votes,
         "votes_total": n_votes,
         "votes_valid": n_valid,

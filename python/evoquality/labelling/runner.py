@@ -186,10 +186,11 @@ def run_labelling(
 
         dist = from_accelerate()
     pool = discover_pool(cfg.images)
+    variant_jobs = []
     if cfg.variants:
-        from evoquality.labelling.variants import add_variants
+        from evoquality.labelling.variants import materialize_variants, plan_variants
 
-        pool = add_variants(pool, cfg.out, cfg.variants, cfg.seed, is_main=dist.is_main, barrier=dist.barrier)
+        pool, variant_jobs = plan_variants(pool, cfg.out, cfg.variants, cfg.seed)
     plan = plan_round(cfg, pool)
     rd = RoundDir(cfg.out)
     fingerprint = cfg.fingerprint(pool.digest(), len(pool.paths))
@@ -199,6 +200,9 @@ def run_labelling(
         elif rd.read_pairs() != plan.pair_rows():
             raise ConfigMismatch(f"out: {cfg.out!r} holds a different pair list than this configuration draws "
                                  "(was it written by another EvoQuality version?); refusing to mix")
+        if variant_jobs:
+            for path, why in materialize_variants(variant_jobs, cfg.max_image_pixels, cfg.seed).items():
+                logger.warning("variant %s not made: %s", path, why)
     dist.barrier()
     if not dist.is_main:
         rd.check(fingerprint)
