@@ -59,7 +59,26 @@ def test_pool_errors(tmp_path):
         discover_pool(tmp_path)
 
 
-def test_load_image_rejections(tmp_path):
+@pytest.fixture(params=["native", "pillow"])
+def decoder(request, monkeypatch):
+    """Both decode paths: the native pipeline (when built) and Pillow."""
+    import evoquality.io
+
+    if request.param == "native" and not evoquality.io.native_available():
+        pytest.skip("the native image extension is not built")
+    if request.param == "pillow":
+        monkeypatch.setattr(evoquality.io, "native_available", lambda: False)
+    return request.param
+
+
+def test_load_image_paths_agree(tmp_path, decoder):
+    path = tmp_path / "noise.png"
+    arr = np.random.default_rng(1).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(arr).save(path)
+    assert np.array_equal(np.asarray(load_image(str(path))), arr)
+
+
+def test_load_image_rejections(tmp_path, decoder):
     assert load_image(str(_img(tmp_path / "ok.png"))).mode == "RGB"
     (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(ImageRejected, match="unreadable"):
