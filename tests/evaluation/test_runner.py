@@ -1,0 +1,210 @@
+"""The model path: parse-failure accounting with scripted answers, the API, and `evoquality eval` / `score` end to end
+on the tiny random model (its scores are meaningless: assertions are on structure, accounting and files)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from evoquality import api
+from evoquality.cli import main
+from evoquality.evaluation import scorers
+from evoquality.sampling import Completions
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on 2 shared cores a second OpenMP thread makes the tiny model many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class _Policy:
+    """Stands in for a loaded Policy where only the scripted `sample_completions` looks at it."""
+
+    model = processor = object()
+    path = "scripted"
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """Replace sample_completions with a script: greedy answers and sampled answers keyed by image mean value."""
+    calls = []
+
+    def fake(policy, requests, *, n, max_new_tokens, temperature=1.0, do_sample=True, batch_size=8, seed=None):
+        calls.append({"n": n, "do_sample": do_sample, "k": len(requests), "seed": seed})
+        out = []
+        for messages, images in requests:
+            key = tuple(int(np.asarray(im).mean()) for im in images)
+            out.append(Completions(texts=fake.answers[(key, do_sample)][:n], token_ids=[[]] * n))
+        return out
+
+    fake.answers = {}
+    monkeypatch.setattr("evoquality.sampling.sample_completions", fake)
+    fake.calls = calls
+    return fake
+
+
+def _img(value):
+    return Image.fromarray(np.full((28, 28, 3), value, np.uint8))
+
+
+def test_model_scorer_counts_parse_failures(scripted, tmp_path):
+    scripted.answers = {
+        ((10,), False): ["\\boxed{3.25}"], ((10,), True): ["\\boxed{2}", "no box", "\\boxed{4.5}"],
+        ((20,), False): ["it is fine"], ((20,), True): ["\\boxed{9}", "\\boxed{1.5}", "\\boxed{x}"],
+        ((30,), False): ["\\boxed{1}"], ((30,), True): ["none", "none", "none"],
+    }
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    images = [_img(10), _img(20), str(tmp_path / "broken.png"), _img(30)]
+    s = scorers.ModelScorer(_Policy(), n_samples=3, batch_size=2)
+    res = s.score(images)
+    np.testing.assert_array_equal(res.greedy, [3.25, np.nan, np.nan, 1.0])
+    # 9 is clipped to 5 (prompts.parse_score); unparsed samples are left out of the mean, not replaced
+    np.testing.assert_array_equal(res.sampled, [3.25, 3.25, np.nan, np.nan])
+    np.testing.assert_array_equal(res.n_parsed, [2, 2, 0, 0])
+    assert res.failures == {"greedy answer unparsed": 1, "sampled answers unparsed": 5,
+                            "images with no parsed sample": 1, "image rejected: unreadable": 1}
+    rates = scorers.failure_rates(res, 4)
+    assert rates == {"images_rejected": 1, "greedy": pytest.approx(1 / 3), "sampled": pytest.approx(5 / 9)}
+    # one greedy + one sampled call per batch, batches of 2 images (the broken one is dropped before the call)
+    assert [(c["n"], c["do_sample"], c["k"]) for c in scripted.calls] == [(1, False, 2), (3, True, 2),
+                                                                          (1, False, 1), (3, True, 1)]
+    mean_only = scorers.ModelScorer(_Policy(), n_samples=3, mode="mean").score(images[:2])
+    assert mean_only.greedy is None and np.array_equal(mean_only.scores, [3.25, 3.25])
+    assert "greedy" not in scorers.failure_rates(mean_only, 2)
+
+
+def test_model_scorer_arguments():
+    with pytest.raises(ValueError, match="mode must be 'greedy' or 'mean'"):
+        scorers.ModelScorer(_Policy(), mode="median")
+    with pytest.raises(ValueError, match="mode='mean' needs n_samples >= 1"):
+        scorers.ModelScorer(_Policy(), mode="mean", n_samples=0)
+
+
+def test_compare_balances_order_and_maps_votes_back(scripted):
+    a, b = _img(200), _img(50)
+    # (a, b) shown: "0" = first = a. (b, a) shown: "0" = first = b.
+    scripted.answers = {((200, 50), True): ["\\boxed{0}", "\\boxed{0}", "\\boxed{1}"],
+                        ((50, 200), True): ["\\boxed{1}", "\\boxed{2}"]}
+    pref = api.compare(a, b, model=_Policy(), votes=5)
+    # forward 3 votes: a, a, b; backward 2: a, invalid
+    assert pref == api.Preference(winner="a", votes_a=3, votes_b=1, invalid=1)
+    assert pref.p_a == 0.75
+    assert [(c["n"], c["k"]) for c in scripted.calls] == [(3, 1), (2, 1)]
+    scripted.answers = {((200, 50), True): ["none"], ((50, 200), True): []}
+    tie = api.compare([a], [b], model=_Policy(), votes=1)
+    assert tie == [api.Preference("tie", 0, 0, 1)] and np.isnan(tie[0].p_a)
+    with pytest.raises(ValueError, match="votes must be >= 1"):
+        api.compare(a, b, model=_Policy(), votes=0)
+    with pytest.raises(ValueError, match="same length"):
+        api.compare([a], [a, b], model=_Policy())
+
+
+def test_api_score_classical_and_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    piqe = api.create_scorer("piqe")
+    assert piqe.higher_better is False and api.create_scorer("psnr").higher_better is True
+    out = api.score([img, Image.fromarray(img)], model="piqe")
+    assert out.shape == (2,) and out[0] == out[1] and 0 <= out[0] <= 100
+    # identical images: the capped PSNR, half the smallest 8-bit error over 40*40*3 values
+    assert api.score(img, model="psnr", refs=img)[0] == pytest.approx(10 * np.log10(255**2 * 2 * 4800), abs=1e-12)
+    with pytest.raises(ValueError, match="refs must give one reference per image"):
+        api.score([img], model="ssim")
+    with pytest.raises(ValueError, match="model is required"):
+        api.score([img])
+    with pytest.raises(ValueError, match="or a checkpoint directory, got 'brisque'"):
+        api.create_scorer("brisque")
+
+
+def _kadid_fixture(root):
+    rng = np.random.default_rng(1)
+    (root / "images").mkdir(parents=True)
+    lines = ["dist_img,ref_img,dmos,var"]
+    for ref in ("I01", "I02"):
+        base = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        Image.fromarray(base).save(root / "images" / f"{ref}.png")
+        for level in (1, 2, 3):
+            noisy = np.clip(base + rng.normal(0, 8 * level, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(noisy).save(root / "images" / f"{ref}_01_0{level}.png")
+            lines.append(f"{ref}_01_0{level}.png,{ref}.png,{5 - level - rng.random():.3f},0.1")
+    (root / "dmos.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_eval_end_to_end_on_tiny_model(tiny_model_dir, tmp_path):
+    from evoquality.data.synthetic import build_synthetic_benchmark
+
+    build_synthetic_benchmark(tmp_path / "syn", ["chelsea", "coffee"], types=("jpeg", "white_noise"), levels=(1, 3),
+                              size=32)
+    _kadid_fixture(tmp_path / "kadid")
+    out = tmp_path / "out"
+    rc = main(["eval", "--model", str(tiny_model_dir), "--dataset", "synthetic", "--root", str(tmp_path / "syn"),
+               "--dataset", "kadid10k", "--root", str(tmp_path / "kadid"), "--samples", "2", "--max-new-tokens", "6",
+               "--bootstrap", "20", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    syn, kadid = results["datasets"]
+    assert (syn["name"], syn["n"], kadid["name"], kadid["n"]) == ("synthetic", 10, "kadid10k", 6)
+    assert list(syn["rows"]) == ["model greedy", "model mean@2", "PSNR (oracle)", "SSIM (oracle)", "PIQE"]
+    for entry in (syn, kadid):
+        greedy, mean = entry["rows"]["model greedy"], entry["rows"]["model mean@2"]
+        rates = greedy["parse_failure_rate"]
+        assert rates == mean["parse_failure_rate"] and rates["images_rejected"] == 0
+        # every unparsed greedy answer is a missing score, never a substitute
+        assert greedy["n_failed"] == round(rates["greedy"] * entry["n"])
+        assert mean["n_failed"] == entry["n"] if rates["sampled"] == 1.0 else mean["n_failed"] < entry["n"]
+    assert syn["rows"]["PSNR (oracle)"]["l_test"] == pytest.approx(1.0, abs=1e-12)
+    assert syn["rows"]["PSNR (oracle)"]["p_test"] == 1.0 and syn["rows"]["PSNR (oracle)"]["d_test"] == 1.0
+    k = kadid["rows"]["PSNR (oracle)"]
+    assert set(k) >= {"plcc", "plcc_logistic", "srcc", "krcc", "pairwise", "ci95", "logistic_fit"}
+    assert [w["scorer"] for w in results["wavg"]][-3:] == ["PSNR (oracle)", "SSIM (oracle)", "PIQE"]
+    md = (out / "results.md").read_text()
+    assert "| kadid10k | all | " in md and "| WAVG | 1 sets | 6 | PIQE |" in md
+    assert "| synthetic | 2 refs x 2 types x 2 levels, 32x32, seed 0 | 10 | model greedy |" in md
+    for name in ("synthetic", "kadid10k"):
+        with Image.open(out / f"scatter_{name}.png") as im:
+            assert im.size == (560, 420)
+        lines = (out / f"predictions_{name}.jsonl").read_text().splitlines()
+        assert len(lines) == {"synthetic": 10, "kadid10k": 6}[name]
+        assert {"image", "model greedy", "model mean@2", "n_parsed", "piqe"} <= set(json.loads(lines[0]))
+
+
+def test_eval_classical_only_and_argument_errors(tmp_path, capsys):
+    _kadid_fixture(tmp_path / "kadid")
+    out = tmp_path / "out"
+    assert main(["eval", "--dataset", "kadid", "--root", str(tmp_path / "kadid"), "--reference", "piqe",
+                 "--bootstrap", "0", "--no-progress", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["datasets"][0]["rows"]) == ["PIQE"] and results["settings"]["model"] is None
+    with pytest.raises(SystemExit):
+        main(["eval", "--root", "x", "--dataset", "kadid"])  # --root before any --dataset
+    with pytest.raises(SystemExit, match="unknown scorer"):
+        main(["eval", "--dataset", "kadid", "--root", str(tmp_path / "kadid"), "--reference", "niqe"])
+
+
+def test_score_cli_piqe(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
+    assert main(["score", "--metric", "piqe", str(tmp_path / "a.png"), str(tmp_path / "bad.jpg")]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].startswith(f"{tmp_path / 'a.png'}\t") and lines[1] == f"{tmp_path / 'bad.jpg'}\tnan"
+    assert "image rejected: unreadable 1" in captured.err
+    assert main(["score", "--metric", "piqe", "--json", str(tmp_path / "bad.jpg")]) == 1
+    assert json.loads(capsys.readouterr().out) == {"image": str(tmp_path / "bad.jpg"), "score": None,
+                                                   "higher_better": False}
+
+
+def test_score_cli_tiny_model(tiny_model_dir, tmp_path, capsys):
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(tmp_path / "a.png")
+    rc = main(["score", "--model", str(tiny_model_dir), "--max-new-tokens", "4", "--json", str(tmp_path / "a.png")])
+    line = json.loads(capsys.readouterr().out)
+    assert line["higher_better"] is True and line["image"] == str(tmp_path / "a.png")
+    assert rc == (0 if line["score"] is not None else 1)
