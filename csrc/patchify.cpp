@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace evq {
 namespace {
@@ -14,31 +15,41 @@ inline uint16_t to_bf16(float f) {
   return uint16_t(bits >> 16);
 }
 
+// Works one band of patch_size image rows at a time: the band is first converted to channel-planar values through
+// the per-channel table (sequential reads, one lookup per byte), then every patch of the band is assembled from
+// contiguous P-value runs with memcpy. Output rows are written in Qwen2-VL's (h/m, w/m, m, m) order.
 template <typename T>
-void write_patches(const uint8_t* rgb, int width, int height, const PatchSpec& s, const T (*lut)[256], T* out, int temporal) {
+void write_patches(const uint8_t* rgb, int width, int height, const PatchSpec& s, const T (*lut)[256], T* out,
+                   int temporal) {
   const int P = s.patch_size, M = s.merge_size;
   const int gh = height / P, gw = width / P;
   const size_t row_stride = size_t(width) * 3;
   const size_t block = size_t(P) * P;  // one (c, t) plane of a patch
-  T* o = out;
-  for (int bh = 0; bh < gh / M; ++bh) {
-    for (int bw = 0; bw < gw / M; ++bw) {
-      for (int mh = 0; mh < M; ++mh) {
-        for (int mw = 0; mw < M; ++mw) {
-          const int y0 = (bh * M + mh) * P, x0 = (bw * M + mw) * P;
-          for (int c = 0; c < 3; ++c) {
-            const T* l = lut[c];
-            T* plane = o;
-            for (int py = 0; py < P; ++py) {
-              const uint8_t* src = rgb + size_t(y0 + py) * row_stride + size_t(x0) * 3 + c;
-              T* dst = plane + size_t(py) * P;
-              for (int px = 0; px < P; ++px) dst[px] = l[src[3 * px]];
-            }
-            // Temporal copies of a still image are identical (transformers broadcasts the frame).
-            for (int t = 1; t < temporal; ++t) std::memcpy(plane + t * block, plane, block * sizeof(T));
-            o += block * temporal;
-          }
-        }
+  const size_t dim = 3 * size_t(temporal) * block;
+  std::vector<T> planes(3 * size_t(P) * width);  // [c][py][x]
+  for (int y = 0; y < gh; ++y) {
+    const int bh = y / M, mh = y % M;
+    for (int py = 0; py < P; ++py) {
+      const uint8_t* src = rgb + size_t(y * P + py) * row_stride;
+      T* p0 = planes.data() + size_t(py) * width;
+      T* p1 = p0 + size_t(P) * width;
+      T* p2 = p1 + size_t(P) * width;
+      for (int x = 0; x < width; ++x) {
+        p0[x] = lut[0][src[3 * x]];
+        p1[x] = lut[1][src[3 * x + 1]];
+        p2[x] = lut[2][src[3 * x + 2]];
+      }
+    }
+    for (int x = 0; x < gw; ++x) {
+      const int bw = x / M, mw = x % M;
+      const size_t row = ((size_t(bh) * (gw / M) + bw) * M + mh) * M + mw;
+      T* dst = out + row * dim;
+      for (int c = 0; c < 3; ++c) {
+        const T* plane = planes.data() + size_t(c) * P * width + size_t(x) * P;
+        T* first = dst + size_t(c) * temporal * block;
+        for (int py = 0; py < P; ++py) std::memcpy(first + size_t(py) * P, plane + size_t(py) * width, P * sizeof(T));
+        // Temporal copies of a still image are identical (transformers broadcasts the frame).
+        for (int t = 1; t < temporal; ++t) std::memcpy(first + t * block, first, block * sizeof(T));
       }
     }
   }

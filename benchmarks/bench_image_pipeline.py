@@ -1,0 +1,284 @@
+"""Image preprocessing throughput: encoded bytes -> (pixel_values, image_grid_thw), side by side in one run.
+
+    python benchmarks/bench_image_pipeline.py --out DIR [--threads 1 2] [--rounds 15] [--time-budget 100]
+
+Contenders (each gets the same encoded images; every round runs all of them once, round-robin, so drifting machine
+load hits them alike):
+- transformers-pil:   Qwen2VLImageProcessorPil on PIL images opened from the bytes (the CPU default path);
+- transformers-torchvision: Qwen2VLImageProcessor (torchvision backend), only where torchvision imports;
+- pillow-numpy:       evoquality.io.reference (Pillow decode/resize + numpy normalise/patchify);
+- native-exact:       evoquality.io.preprocess (bit-identical to transformers-pil);
+- native-approx:      the same with approx=True (JPEG DCT-domain downscale first);
+- native-uint8:       exact pixels in the compact uint8 layout (normalise on the GPU).
+Python contenders use T threads by splitting the batch into T chunks (Pillow releases the GIL while decoding and
+resizing); the native ones pass num_threads=T. Cases follow issue 4: JPEG 3000x2000 and 1024x768 at max_pixels
+1,003,520 and 200,704, PNG 1024x768. Also reported: normalise+patchify time per output megapixel, peak memory over
+the output size, and the approximate mode's error in LSB. Writes DIR/bench_image_pipeline.{json,md} after every
+case (a run cut short keeps what it measured), with device, versions, commit and p20/p50/p80 images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import evoquality.io as eio
+from evoquality import _backend
+from evoquality.io.reference import preprocess_ref
+
+CASES = [  # (name, format, height, width, max_pixels) in priority order
+    ("jpeg-3000x2000-1M", "JPEG", 2000, 3000, 1_003_520),
+    ("jpeg-1024x768-1M", "JPEG", 768, 1024, 1_003_520),
+    ("png-1024x768-1M", "PNG", 768, 1024, 1_003_520),
+    ("jpeg-3000x2000-200k", "JPEG", 2000, 3000, 200_704),
+    ("jpeg-1024x768-200k", "JPEG", 768, 1024, 200_704),
+]
+
+
+def _photo(height: int, width: int, seed: int) -> np.ndarray:
+    """A natural photo (scikit-image's CC0 set) resized to the case's size, else a synthetic texture."""
+    try:
+        from skimage import data
+
+        base = [data.astronaut, data.coffee, data.chelsea, data.rocket][seed % 4]()
+        return np.asarray(Image.fromarray(base).resize((width, height), Image.Resampling.LANCZOS))
+    except ImportError:
+        rng = np.random.default_rng(seed)
+        y, x = np.mgrid[0:height, 0:width]
+        img = np.stack([np.sin(x / 37.0 + seed), np.cos(y / 23.0), np.sin((x + y) / 51.0)], -1) * 100 + 127
+        return np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
+
+
+def _encode(rgb: np.ndarray, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def _chunks(items: list, n: int) -> list[list]:
+    k = -(-len(items) // n)
+    return [items[i:i + k] for i in range(0, len(items), k)]
+
+
+def _threaded(fn, blobs: list[bytes], threads: int, pool: ThreadPoolExecutor | None):
+    if threads == 1:
+        return fn(blobs)
+    parts = list(pool.map(fn, _chunks(blobs, threads)))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _contenders(max_pixels: int) -> tuple[dict, dict]:
+    """name -> fn(blobs, threads, pool) returning (pixel_values, grid); plus name -> reason for unavailable ones."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    out, missing = {}, {}
+    pil = Qwen2VLImageProcessorPil(max_pixels=max_pixels)
+
+    def via(proc):
+        def run(chunk):
+            r = proc([Image.open(io.BytesIO(b)) for b in chunk])
+            return np.asarray(r["pixel_values"]), np.asarray(r["image_grid_thw"])
+        return lambda blobs, t, pool: _threaded(run, blobs, t, pool)
+
+    out["transformers-pil"] = via(pil)
+    try:
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+
+        tv = Qwen2VLImageProcessor(max_pixels=max_pixels)
+        tv([Image.new("RGB", (56, 56))])
+        out["transformers-torchvision"] = via(tv)
+    except Exception as exc:  # torchvision does not import beside CPU torch on PyPI (ENVIRONMENT.md)
+        missing["transformers-torchvision"] = f"{type(exc).__name__}: {str(exc)[:120]}"
+    out["pillow-numpy"] = lambda blobs, t, pool: _threaded(
+        lambda c: preprocess_ref(c, max_pixels=max_pixels), blobs, t, pool)
+    for name, kw in (("native-exact", {}), ("native-approx", {"approx": True}), ("native-uint8", {"dtype": "uint8"})):
+        def run(blobs, t, pool, kw=kw):
+            r = eio.preprocess(blobs, max_pixels=max_pixels, num_threads=t, **kw)
+            return r.pixel_values, r.image_grid_thw
+        out[name] = run
+    return out, missing
+
+
+def _percentiles(rates: list[float]) -> dict:
+    p20, p50, p80 = np.percentile(rates, [20, 50, 80])
+    return {"p20": round(float(p20), 2), "p50": round(float(p50), 2), "p80": round(float(p80), 2)}
+
+
+def bench_case(case, threads: int, rounds: int) -> dict:
+    name, fmt, h, w, max_pixels = case
+    batch = max(4, 2 * threads)
+    blobs = [_encode(_photo(h, w, s), fmt) for s in range(batch)]
+    contenders, missing = _contenders(max_pixels)
+    # The exact contract, checked on this case's data before timing it.
+    ref_pv, ref_grid = contenders["transformers-pil"](blobs[:2], 1, None)
+    nat_pv, nat_grid = contenders["native-exact"](blobs[:2], 1, None)
+    exact = bool(np.array_equal(ref_grid, nat_grid) and np.array_equal(ref_pv, nat_pv))
+    rates = {k: [] for k in contenders}
+    with ThreadPoolExecutor(threads) as pool:
+        for fn in contenders.values():  # warm-up (imports, first allocations)
+            fn(blobs[:threads], threads, pool)
+        for _ in range(rounds):
+            for k, fn in contenders.items():
+                t0 = time.perf_counter()
+                fn(blobs, threads, pool)
+                rates[k].append(batch / (time.perf_counter() - t0))
+    stats = {k: _percentiles(v) for k, v in rates.items()}
+    baseline = max(stats[k]["p50"] for k in stats if k.startswith("transformers"))
+    return {
+        "case": name, "threads": threads, "batch": batch, "rounds": rounds, "bit_identical_to_transformers": exact,
+        "images_per_s": stats, "unavailable": missing,
+        "speedup_vs_fastest_transformers": {k: round(stats[k]["p50"] / baseline, 2) for k in stats},
+    }
+
+
+def patchify_ms_per_output_mp(repeats: int = 15) -> dict:
+    """Normalise + patchify alone: (H, W, 3) arrays already at a target size go straight to patchify."""
+    arrays = [_photo(812, 1218, s) for s in range(4)]  # the 3000x2000 @ 1,003,520 target
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        eio.preprocess(arrays, max_pixels=1_003_520, num_threads=1)
+        times.append(time.perf_counter() - t0)
+    mp = 4 * 812 * 1218 / 1e6
+    return {"output_megapixels": round(mp, 3), **{k: round(v * 1e3 / mp, 3) for k, v in
+                                                   zip(("p20", "p50", "p80"), np.percentile(times, [20, 50, 80]))}}
+
+
+def _vm_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def peak_memory() -> dict:
+    """Peak RSS growth during preprocess over the output's size (Linux: VmHWM reset through clear_refs)."""
+    out = {}
+    for label, n, threads in (("1 image, 1 thread", 1, 1), ("8 images, 2 threads", 8, 2)):
+        blobs = [_encode(_photo(2000, 3000, s), "JPEG") for s in range(n)]
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            return {"unavailable": "needs Linux /proc/self/clear_refs"}
+        before = _vm_kib("VmRSS")
+        r = eio.preprocess(blobs, max_pixels=1_003_520, num_threads=threads)
+        peak = _vm_kib("VmHWM")
+        out_bytes = r.pixel_values.nbytes
+        out[label] = {"output_mb": round(out_bytes / 2**20, 1), "peak_growth_mb": round((peak - before) / 1024, 1),
+                      "ratio": round((peak - before) * 1024 / out_bytes, 2)}
+        del r
+    return out
+
+
+def approx_error() -> dict:
+    res = {}
+    for name, h, w, mp in (("3000x2000 @1M", 2000, 3000, 1_003_520), ("3000x2000 @200k", 2000, 3000, 200_704),
+                           ("1024x768 @200k", 768, 1024, 200_704)):
+        blobs = [_encode(_photo(h, w, s), "JPEG") for s in range(4)]
+        exact = eio.preprocess(blobs, max_pixels=mp, dtype="uint8").pixel_values.astype(np.int16)
+        approx = eio.preprocess(blobs, max_pixels=mp, dtype="uint8", approx=True).pixel_values.astype(np.int16)
+        d = np.abs(exact - approx)
+        res[name] = {"mean_abs_lsb": round(float(d.mean()), 3), "max_abs_lsb": int(d.max()),
+                     "p99_abs_lsb": float(np.percentile(d, 99))}
+    return res
+
+
+def environment() -> dict:
+    import importlib.metadata as md
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    versions = {"python": platform.python_version()}
+    for pkg in ("evoquality", "transformers", "pillow", "numpy", "torch"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    ext = _backend.native_extension()
+    versions.update(ext.versions() if ext is not None else {})
+    try:
+        root = Path(__file__).resolve().parent.parent
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "diff", "--quiet", "--", "csrc", "python/evoquality/io"], cwd=root).returncode
+        commit = rev.stdout.strip() + (" (dirty)" if dirty else "") if rev.returncode == 0 else "unknown"
+    except OSError:
+        commit = "unknown"
+    return {"device": {"cpu": cpu, "cores_usable": eio.default_num_threads(), "machine": platform.machine()},
+            "versions": versions, "commit": commit, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def to_markdown(report: dict) -> str:
+    env = report["environment"]
+    lines = ["# Image pipeline benchmark", "",
+             f"- device: {env['device']['cpu']} ({env['device']['cores_usable']} usable cores)",
+             f"- commit: {env['commit']}, date: {env['date']}",
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
+             "images/s p50 [p20-p80]; speedup = p50 / fastest transformers p50 at the same thread count", "",
+             "| case | threads | contender | images/s | speedup | exact |", "|---|---|---|---|---|---|"]
+    for c in report["cases"]:
+        for k, s in c["images_per_s"].items():
+            exact = ("yes" if c["bit_identical_to_transformers"] else "NO") if k == "native-exact" else ""
+            lines.append(f"| {c['case']} | {c['threads']} | {k} | {s['p50']} [{s['p20']}-{s['p80']}] | "
+                         f"{c['speedup_vs_fastest_transformers'][k]}x | {exact} |")
+        for k, why in c["unavailable"].items():
+            lines.append(f"| {c['case']} | {c['threads']} | {k} | unavailable: {why} | | |")
+    for key in ("patchify_ms_per_output_mp", "peak_memory", "approx_error", "skipped"):
+        if key in report:
+            lines += ["", f"## {key}", "", "```", json.dumps(report[key], indent=1), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, type=Path, help="directory for the JSON and markdown results")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=15, help="round-robin rounds per case (>= 15 for the issue)")
+    parser.add_argument("--time-budget", type=float, default=100.0,
+                        help="seconds; cases not started by then are listed as skipped")
+    parser.add_argument("--cases", nargs="+", default=[c[0] for c in CASES], choices=[c[0] for c in CASES])
+    args = parser.parse_args()
+    if not eio.native_available():
+        print("evoquality._native is not built", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    report = {"environment": environment(), "cases": [], "skipped": []}
+
+    def save():
+        (args.out / "bench_image_pipeline.json").write_text(json.dumps(report, indent=1))
+        (args.out / "bench_image_pipeline.md").write_text(to_markdown(report))
+
+    report["patchify_ms_per_output_mp"] = patchify_ms_per_output_mp()
+    report["approx_error"] = approx_error()
+    report["peak_memory"] = peak_memory()
+    save()
+    for case in (c for c in CASES if c[0] in args.cases):
+        for threads in args.threads:
+            if time.perf_counter() - t_start > args.time_budget:
+                report["skipped"].append(f"{case[0]} threads={threads}: time budget")
+                continue
+            report["cases"].append(bench_case(case, threads, args.rounds))
+            save()
+            print(f"{case[0]} threads={threads}: " + ", ".join(
+                f"{k} {v['p50']}" for k, v in report["cases"][-1]["images_per_s"].items()), flush=True)
+    save()
+    print(to_markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
