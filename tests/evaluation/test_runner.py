@@ -182,6 +182,12 @@ def test_eval_classical_only_and_argument_errors(tmp_path, capsys):
                  "--bootstrap", "0", "--no-progress", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     assert list(results["datasets"][0]["rows"]) == ["PIQE"] and results["settings"]["model"] is None
+    # synthetic without --root: the default benchmark is built under OUT/synthetic first
+    assert main(["eval", "--dataset", "synthetic", "--synthetic-size", "32", "--reference", "psnr", "--bootstrap", "0",
+                 "--no-progress", "--out", str(out)]) == 0
+    entry = json.loads((out / "results.json").read_text())["datasets"][0]
+    assert entry["subset"].startswith("8 refs x 5 types x 5 levels, 32x32") and (out / "synthetic" / "manifest.jsonl").is_file()
+    assert entry["rows"]["PSNR (oracle)"]["p_test"] == 1.0
     with pytest.raises(SystemExit):
         main(["eval", "--root", "x", "--dataset", "kadid"])  # --root before any --dataset
     with pytest.raises(SystemExit, match="unknown scorer"):

@@ -17,7 +17,8 @@ from evoquality.data.images import ImageResolver, check_missing, finalize, std_f
 from evoquality.data.manifest import Header, Manifest, ManifestError, Record
 from evoquality.data.tables import find_column, parse_float, read_csv, read_mat_vector, read_text, read_xlsx
 
-# A reader turns one label file into ``(where, record)`` rows plus the MOS range that file variant uses.
+# A reader turns one label file into ``(where, record)`` rows, the MOS range that file variant uses, and the names
+# of the columns it did not use (reported in the header).
 Rows = list[tuple[str, Record]]
 Reader = Callable[[Path, Counter], tuple[Rows, Optional[tuple[float, float]], tuple]]
 

@@ -14,7 +14,7 @@ Usage::
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -198,5 +198,5 @@ def build_synthetic_benchmark(out_dir, references=None, types: Sequence[str] = D
                     skipped=skipped)
     manifest = Manifest(header, records)
     manifest.write_jsonl(out_dir / "manifest.jsonl")
-    manifest.header = Header(**{**header.__dict__, "root": str(out_dir.resolve())})
+    manifest.header = replace(header, root=str(out_dir.resolve()))
     return manifest

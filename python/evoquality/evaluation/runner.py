@@ -3,7 +3,8 @@
     evoquality eval --model CKPT --dataset koniq10k --root /data/koniq --dataset csiq --root /data/CSIQ \\
         --dataset synthetic --root bench/ --samples 8 --out eval/
 
-Each ``--dataset`` may be followed by its own ``--root``, ``--subset`` and ``--label-file``. Outputs under --out:
+Each ``--dataset`` may be followed by its own ``--root``, ``--subset`` and ``--label-file``; ``--dataset synthetic``
+without ``--root`` builds the default synthetic benchmark under OUT/synthetic first. Outputs under --out:
 ``results.json`` (every metric, CI, parse-failure rate, settings), ``results.md`` (one row per dataset and scorer,
 plus WAVG, with subset and n), ``scatter_<dataset>.png`` (prediction vs MOS, or vs level for synthetic sets) and
 ``predictions_<dataset>.jsonl`` (per image). The model is scored greedily and with the mean of N samples
@@ -16,13 +17,13 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
 from evoquality.data import Manifest, load_dataset
-from evoquality.data.manifest import Header
 from evoquality.evaluation import protocol, report
 from evoquality.evaluation.scorers import REFERENCE_SCORERS, ModelScorer, ScoreResult, failure_rates
 
@@ -50,8 +51,7 @@ def limit_manifest(m: Manifest, limit: Optional[int]) -> Manifest:
         raise ValueError(f"limit must be >= 2, got {limit}")
     h = m.header
     skipped = dict(h.skipped, **{"beyond --limit": len(m) - limit})
-    return Manifest(Header(**{**h.__dict__, "subset": f"{h.subset}, first {limit}", "skipped": skipped}),
-                    m.records[:limit])
+    return Manifest(replace(h, subset=f"{h.subset}, first {limit}", skipped=skipped), m.records[:limit])
 
 
 def evaluate_manifest(m: Manifest, model: Optional[ModelScorer], reference: Sequence[str], *, n_boot: int,
@@ -196,6 +196,16 @@ class _DatasetAction(argparse.Action):
         namespace.datasets = entries
 
 
+def _default_synthetic(folder: Path, seed: int, size: Optional[int]) -> Path:
+    """The default synthetic benchmark (8 bundled photos x `DEFAULT_TYPES` x 5 levels), built once per folder."""
+    from evoquality.data import MANIFEST_NAME
+    from evoquality.data.synthetic import DEFAULT_TYPES, build_synthetic_benchmark
+
+    if not (folder / MANIFEST_NAME).is_file():
+        build_synthetic_benchmark(folder, None, types=DEFAULT_TYPES, seed=seed, size=size)
+    return folder
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__.splitlines()[0]
     parser.add_argument("--model", type=Path, help="checkpoint directory (omit for the classical rows only)")
@@ -206,6 +216,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subset", dest="subset", action=_DatasetAction, help="subset of the preceding --dataset")
     parser.add_argument("--label-file", dest="label_file", action=_DatasetAction,
                         help="label file of the preceding --dataset, overriding its default")
+    parser.add_argument("--synthetic-size", type=int, default=None,
+                        help="with --dataset synthetic and no --root: build the default benchmark under "
+                             "OUT/synthetic at this square size (default: the photos' native sizes)")
     parser.add_argument("--missing", choices=("error", "skip"), default="error",
                         help="images listed but absent: fail (default) or skip and count them")
     parser.add_argument("--samples", type=int, default=8, help="sampled answers per image for the mean (0 = off)")
@@ -235,6 +248,8 @@ def run(args) -> int:
         raise SystemExit("--samples and --bootstrap must be >= 0")
     manifests = []
     for d in args.datasets:
+        if d["name"] == "synthetic" and d["root"] is None:
+            d["root"] = _default_synthetic(args.out / "synthetic", args.seed, args.synthetic_size)
         m = load_dataset(d["name"], d["root"], label_file=d["label_file"], subset=d["subset"], missing=args.missing)
         manifests.append(limit_manifest(m, args.limit))
     model = _model_scorer(args)
