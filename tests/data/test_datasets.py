@@ -55,8 +55,9 @@ def _livec(root: Path):
         cells[i, 0] = np.array([n])
     (root / "Data").mkdir(parents=True)
     scipy.io.savemat(root / "Data" / "AllImages_release.mat", {"AllImages_release": cells})
-    scipy.io.savemat(root / "Data" / "AllMOS_release.mat", {"AllMOS_release": np.array([[63.9, 25.3, 48.9, 72.1, 3.4]])})
-    scipy.io.savemat(root / "Data" / "AllStdDev_release.mat", {"AllStdDev_release": np.array([[18.3, 13.6, 18.1, 15.0, 9.9]])})
+    mos, std = np.array([[63.9, 25.3, 48.9, 72.1, 3.4]]), np.array([[18.3, 13.6, 18.1, 15.0, 9.9]])
+    scipy.io.savemat(root / "Data" / "AllMOS_release.mat", {"AllMOS_release": mos})
+    scipy.io.savemat(root / "Data" / "AllStdDev_release.mat", {"AllStdDev_release": std})
     for n in names[:2]:
         _img(root / "Images" / "trainingImages" / n)
     for n in names[2:]:
@@ -151,7 +152,8 @@ def test_reader_field_values(tmp_path):
 
     _tid(tmp_path / "tid")
     t = load_dataset("tid2013", tmp_path / "tid").records[2]
-    assert (t.image, t.ref, t.dist_type, t.level) == ("distorted_images/i02_05_3.bmp", "reference_images/i02.bmp", "05", 3)
+    assert (t.image, t.ref, t.dist_type, t.level) == (
+        "distorted_images/i02_05_3.bmp", "reference_images/i02.bmp", "05", 3)
 
     _csiq(tmp_path / "csiq")
     c = load_dataset("csiq", tmp_path / "csiq")
@@ -266,7 +268,8 @@ def test_bad_names_and_arguments(tmp_path):
 def test_mat_file_with_wrong_variable(tmp_path):
     _livec(tmp_path)
     scipy.io.savemat(tmp_path / "Data" / "AllMOS_release.mat", {"mos": np.array([[1.0, 2.0]])})
-    with pytest.raises(ManifestError, match=r"none of the variables \['AllMOS_release'\] found; the file has \['mos'\]"):
+    with pytest.raises(ManifestError,
+                       match=r"none of the variables \['AllMOS_release'\] found; the file has \['mos'\]"):
         load_dataset("livec", tmp_path)
     scipy.io.savemat(tmp_path / "Data" / "AllMOS_release.mat", {"AllMOS_release": np.array([[1.0, 2.0]])})
     with pytest.raises(ManifestError, match="AllImages_release has 5 entries, AllMOS_release 2"):

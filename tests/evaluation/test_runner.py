@@ -39,7 +39,7 @@ def scripted(monkeypatch):
     def fake(policy, requests, *, n, max_new_tokens, temperature=1.0, do_sample=True, batch_size=8, seed=None):
         calls.append({"n": n, "do_sample": do_sample, "k": len(requests), "seed": seed})
         out = []
-        for messages, images in requests:
+        for _messages, images in requests:
             key = tuple(int(np.asarray(im).mean()) for im in images)
             out.append(Completions(texts=fake.answers[(key, do_sample)][:n], token_ids=[[]] * n))
         return out
@@ -186,7 +186,8 @@ def test_eval_classical_only_and_argument_errors(tmp_path, capsys):
     assert main(["eval", "--dataset", "synthetic", "--synthetic-size", "32", "--reference", "psnr", "--bootstrap", "0",
                  "--no-progress", "--out", str(out)]) == 0
     entry = json.loads((out / "results.json").read_text())["datasets"][0]
-    assert entry["subset"].startswith("8 refs x 5 types x 5 levels, 32x32") and (out / "synthetic" / "manifest.jsonl").is_file()
+    assert entry["subset"].startswith("8 refs x 5 types x 5 levels, 32x32")
+    assert (out / "synthetic" / "manifest.jsonl").is_file()
     assert entry["rows"]["PSNR (oracle)"]["p_test"] == 1.0
     with pytest.raises(SystemExit):
         main(["eval", "--root", "x", "--dataset", "kadid"])  # --root before any --dataset

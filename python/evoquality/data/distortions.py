@@ -62,7 +62,8 @@ def motion_blur(img, radius, rng):
     size = 2 * radius + 1
     t = np.linspace(-radius, radius, 8 * size)
     kernel = np.zeros((size, size))
-    np.add.at(kernel, (np.rint(radius + t * np.sin(angle)).astype(int), np.rint(radius + t * np.cos(angle)).astype(int)), 1.0)
+    rows, cols = np.rint(radius + t * np.sin(angle)).astype(int), np.rint(radius + t * np.cos(angle)).astype(int)
+    np.add.at(kernel, (rows, cols), 1.0)
     return _u8(_convolve(_f(img), kernel / kernel.sum()))
 
 

@@ -102,7 +102,8 @@ def read_xlsx(path: Path, required: Sequence[str]) -> tuple[list[str], Iterator[
     raise ManifestError(f"{path}: no sheet has a header row with the columns {list(required)}")
 
 
-def read_text(path: Path, min_fields: int, max_fields: int, sep: Optional[str] = None) -> Iterator[tuple[str, list[str]]]:
+def read_text(path: Path, min_fields: int, max_fields: int,
+              sep: Optional[str] = None) -> Iterator[tuple[str, list[str]]]:
     """``(where, fields)`` of a text label file, one record per line, split on whitespace (or `sep`).
     Blank lines and ``#`` comments are skipped; a wrong number of fields is an error naming the line."""
     text = Path(path).read_text(encoding="utf-8-sig")

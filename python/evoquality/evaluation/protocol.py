@@ -129,7 +129,7 @@ def l_test(manifest: Manifest, scores) -> dict:
     s = _as_scores(scores, len(manifest))
     per_type: dict = defaultdict(list)
     constant = too_small = 0
-    for (ref, dist), (levels, vals) in sorted(_distorted_groups(manifest, s).items()):
+    for (_ref, dist), (levels, vals) in sorted(_distorted_groups(manifest, s).items()):
         if len(vals) < 2 or len(set(levels)) < 2:
             too_small += 1
             continue
@@ -150,7 +150,7 @@ def p_test(manifest: Manifest, scores) -> dict:
     s = _as_scores(scores, len(manifest))
     right: dict = defaultdict(float)
     total: dict = defaultdict(int)
-    for (ref, dist), (levels, vals) in _distorted_groups(manifest, s).items():
+    for (_ref, dist), (levels, vals) in _distorted_groups(manifest, s).items():
         lv, sv = np.asarray(levels), np.asarray(vals)
         dl = np.sign(lv[:, None] - lv[None, :])  # +1 where i is more distorted than j
         ds = np.sign(sv[None, :] - sv[:, None])  # +1 where j scores above i: the correct order

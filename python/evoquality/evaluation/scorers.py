@@ -134,7 +134,8 @@ class ModelScorer:
         if max_new_tokens < 1 or batch_size < 1:
             raise ValueError(f"max_new_tokens and batch_size must be >= 1, got {max_new_tokens}, {batch_size}")
         self.policy, self.n_samples, self.mode = policy, n_samples, mode
-        self.temperature, self.max_new_tokens, self.batch_size, self.seed = temperature, max_new_tokens, batch_size, seed
+        self.temperature, self.max_new_tokens = temperature, max_new_tokens
+        self.batch_size, self.seed = batch_size, seed
         self.name = name or f"model:{getattr(policy, 'path', '?')}"
 
     def __repr__(self) -> str:
