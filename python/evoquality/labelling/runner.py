@@ -164,6 +164,22 @@ def _generate(cfg, backend, requests, batch_index) -> list[list[str]]:
     return check_outputs(requests, out, getattr(backend, "name", type(backend).__name__))
 
 
+def _on_main_then_all(dist: Dist, fn: Callable[[], None]) -> None:
+    """Run `fn` on the main process; if it refuses (a ValueError such as ConfigMismatch), every process raises
+    instead of the others waiting forever at the next collective."""
+    failure, message = None, None
+    if dist.is_main:
+        try:
+            fn()
+        except ValueError as e:
+            failure, message = e, str(e)
+    message = dist.broadcast(message)
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise ValueError(f"the main process refused the round directory: {message}")
+
+
 def run_labelling(
     cfg: LabelConfig,
     *,
@@ -194,7 +210,7 @@ def run_labelling(
     plan = plan_round(cfg, pool)
     rd = RoundDir(cfg.out)
     fingerprint = cfg.fingerprint(pool.digest(), len(pool.paths))
-    if dist.is_main:
+    def prepare_round_dir() -> None:
         if rd.claim(fingerprint):
             rd.write_pairs(plan.pair_rows())
         elif rd.read_pairs() != plan.pair_rows():
@@ -203,7 +219,8 @@ def run_labelling(
         if variant_jobs:
             for path, why in materialize_variants(variant_jobs, cfg.max_image_pixels, cfg.seed).items():
                 logger.warning("variant %s not made: %s", path, why)
-    dist.barrier()
+
+    _on_main_then_all(dist, prepare_round_dir)
     if not dist.is_main:
         rd.check(fingerprint)
 
