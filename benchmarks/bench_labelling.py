@@ -239,7 +239,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--model", help="checkpoint directory (overrides --config)")
     ap.add_argument("--config", default="tiny", choices=("tiny", "3b", "7b"))
-    ap.add_argument("--pairs", type=int, default=4, help="pairs per generate call")
+    ap.add_argument("--pairs", type=int, default=None, help="pairs per generate call; default: 4 (tiny), 2 (3b/7b)")
     ap.add_argument("--votes", type=int, default=32, help="K votes per pair (even)")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default: 16 (tiny), 32 (3b/7b)")
     ap.add_argument("--image-side", type=int, default=448)
@@ -254,6 +254,7 @@ def main(argv=None) -> int:
         ap.error("--votes must be an even number >= 2")
     big = args.config != "tiny" and not args.model
     max_new = args.max_new_tokens or (32 if big else 16)
+    args.pairs = args.pairs or (2 if big else 4)
     repeats = args.repeats or (3 if big else 5)
 
     import torch
