@@ -109,3 +109,16 @@ def test_logistic_jacobian_matches_finite_differences():
         step[k] = h
         numeric = (metrics.logistic4(x, *(params + step)) - metrics.logistic4(x, *(params - step))) / (2 * h)
         np.testing.assert_allclose(jac[:, k], numeric, atol=1e-8, rtol=0)
+
+
+def test_flat_and_non_converging_fits_are_reported():
+    # found by search over random 6-point sets: the optimiser converges to a step left of every prediction, so the
+    # mapped predictions are all equal; that is a failed fit, not a PLCC of NaN labelled "converged"
+    x = [0.88, 0.32, 0.49, -0.17, 0.96, -1.52]
+    y = [1.13, -0.29, -0.18, -1.06, -1.63, -0.46]
+    value, fit = metrics.plcc_logistic(x, y)
+    assert math.isnan(value) and not fit.ok and fit.message == "the fitted curve is flat over the predictions"
+    x = [0.03, 1.36, 1.22, -0.51, -0.3, -0.53]
+    y = [0.57, -0.06, 0.75, -1.85, 1.57, -0.1]
+    value, fit = metrics.plcc_logistic(x, y)
+    assert math.isnan(value) and fit.message.startswith("RuntimeError: Optimal parameters not found")

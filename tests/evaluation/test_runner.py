@@ -166,7 +166,12 @@ def test_eval_end_to_end_on_tiny_model(tiny_model_dir, tmp_path):
     assert [w["scorer"] for w in results["wavg"]][-3:] == ["PSNR (oracle)", "SSIM (oracle)", "PIQE"]
     md = (out / "results.md").read_text()
     assert "| kadid10k | all | " in md and "| WAVG | 1 sets | 6 | PIQE |" in md
-    assert "| synthetic | 2 refs x 2 types x 2 levels, 32x32, seed 0 | 10 | model greedy |" in md
+    # the model's rows are printed even when nothing parsed (n = the items actually scored)
+    n_scored = kadid["rows"]["model greedy"]["n_scored"]
+    assert f"| kadid10k | all | {n_scored} | model greedy |" in md and "| WAVG | 1 sets | 6 | model greedy |" in md
+    n_syn = syn["rows"]["model greedy"]["n_scored"]
+    assert f"| synthetic | 2 refs x 2 types x 2 levels, 32x32, seed 0 | {n_syn} | model greedy |" in md
+    assert "| synthetic | 2 refs x 2 types x 2 levels, 32x32, seed 0 | 10 | PSNR (oracle) | 1.000 | 1.000 |" in md
     for name in ("synthetic", "kadid10k"):
         with Image.open(out / f"scatter_{name}.png") as im:
             assert im.size == (560, 420)

@@ -133,4 +133,8 @@ def plcc_logistic(pred, target) -> tuple[float, LogisticFit]:
     fit = fit_logistic4(pred, target)
     if not fit.ok:
         return math.nan, fit
-    return plcc(fit(np.asarray(pred, dtype=np.float64)), target), fit
+    mapped = fit(np.asarray(pred, dtype=np.float64))
+    if np.ptp(mapped) == 0:
+        # Converged to a flat curve (b1 = b2 or a step outside the data): no correlation to report.
+        return math.nan, LogisticFit(False, fit.params, "the fitted curve is flat over the predictions")
+    return plcc(mapped, target), fit

@@ -192,10 +192,10 @@ def evaluate(manifest: Manifest, scores, *, n_boot: int = DEFAULT_BOOTSTRAP, see
     out: dict = {"name": manifest.name, "subset": manifest.header.subset, "n": len(manifest), "n_failed": failed,
                  "higher_better": manifest.header.higher_better}
     with_mos = [i for i, r in enumerate(manifest.records) if r.mos is not None and not math.isnan(s[i])]
+    out["n_scored"] = len(with_mos) if manifest.has_mos else len(manifest) - failed
     if len(with_mos) >= 2:
         idx = np.asarray(with_mos)
         mos = np.array([manifest.records[i].mos for i in with_mos])
-        out["n_scored"] = len(idx)
         out.update(mos_metrics(s[idx], mos, manifest.header.higher_better))
         groups = [manifest.records[i].group or manifest.records[i].image for i in with_mos]
         if n_boot > 0:

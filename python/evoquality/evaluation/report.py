@@ -44,15 +44,15 @@ def markdown_tables(datasets: Sequence[dict], wavg_rows: Sequence[dict]) -> str:
     wavg_rows: [{"scorer", "n", "n_sets", metric: value}]. Returns markdown with a MOS table and, when present,
     a synthetic table; every scorer's row (model and reference yardsticks) sits under its dataset."""
     lines: list[str] = []
-    mos = [d for d in datasets if any("plcc" in r for r in d["rows"].values())]
-    syn = [d for d in datasets if any("l_test" in r for r in d["rows"].values())]
+    # Every scorer row of a set is printed, also one without a single score (its metrics show as "—"): a model
+    # that failed to parse anything must be visible, not dropped from the table.
+    mos = [d for d in datasets if d["has_mos"]]
+    syn = [d for d in datasets if not d["has_mos"] and d["has_levels"]]
     if mos:
         head = ["dataset", "subset", "n", "scorer", *(label for _, label in MOS_COLUMNS), "failed"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for d in mos:
             for scorer, r in d["rows"].items():
-                if "plcc" not in r:
-                    continue
                 cells = [d["name"], d["subset"], str(r.get("n_scored", d["n"])), scorer]
                 cells += [_fmt(r.get(k)) + (_ci(r, k) if k in ("plcc", "srcc") else "") for k, _ in MOS_COLUMNS]
                 cells.append(_failed(scorer, r))
@@ -72,15 +72,16 @@ def markdown_tables(datasets: Sequence[dict], wavg_rows: Sequence[dict]) -> str:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for d in syn:
             for scorer, r in d["rows"].items():
-                if "l_test" not in r:
-                    continue
-                cells = [d["name"], d["subset"], str(d["n"]), scorer]
+                cells = [d["name"], d["subset"], str(r.get("n_scored", d["n"])), scorer]
                 cells += [_fmt(r.get(k)) for k, _ in SYNTHETIC_COLUMNS] + [_failed(scorer, r)]
                 lines.append("| " + " | ".join(cells) + " |")
     skipped = [f"{d['name']}: " + ", ".join(f"{k} {v}" for k, v in d["skipped"].items())
                for d in datasets if d.get("skipped")]
     if skipped:
         lines += ["", "Rows skipped while reading: " + "; ".join(skipped)]
+    notes = [f"{d['name']}: {note}" for d in datasets for note in d.get("notes", ())]
+    if notes:
+        lines += ["", "Not computed: " + "; ".join(notes)]
     return "\n".join(lines) + "\n"
 
 

@@ -84,7 +84,8 @@ def evaluate_manifest(m: Manifest, model: Optional[ModelScorer], reference: Sequ
         signed = res.scores if scorer.higher_better else -res.scores
         rows[REFERENCE_LABELS[name]] = _row(m, signed, res, n_boot, seed)
         preds[name] = res.scores
-    entry = {"name": m.name, "subset": m.header.subset, "n": len(m), "higher_better": m.header.higher_better,
+    entry = {"name": m.name, "subset": m.header.subset, "n": len(m), "has_mos": m.has_mos,
+             "has_levels": any(r.level is not None for r in m.records), "higher_better": m.header.higher_better,
              "mos_range": m.header.mos_range, "source": m.header.source, "skipped": m.header.skipped,
              "rows": rows, "notes": notes}
     return entry, preds
@@ -119,18 +120,20 @@ def _scatter(out_dir: Path, m: Manifest, entry: dict, preds: dict) -> Optional[P
 
 
 def wavg_rows(entries: Sequence[dict]) -> list[dict]:
-    """Size-weighted means over the MOS sets, per scorer, over the sets that scorer has a row for."""
+    """Size-weighted means over the MOS sets, per scorer, over the sets that scorer has a row for (a full-reference
+    scorer has none on a set without references). A row without a value (nothing scored, a failed fit) makes that
+    WAVG NaN rather than being averaged away."""
     scorers: dict[str, list] = {}
     for e in entries:
-        for s, r in e["rows"].items():
-            if "plcc" in r:
+        if e["has_mos"]:
+            for s, r in e["rows"].items():
                 scorers.setdefault(s, []).append((e["n"], r))
     out = []
     for s, items in scorers.items():
         sizes = [n for n, _ in items]
         row = {"scorer": s, "n": sum(sizes), "n_sets": len(items)}
         for k, _ in report.MOS_COLUMNS:
-            row[k] = protocol.wavg([r[k] for _, r in items], sizes)
+            row[k] = protocol.wavg([r.get(k, math.nan) for _, r in items], sizes)
         out.append(row)
     return out
 
