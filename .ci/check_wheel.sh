@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Check a repaired wheel: install it into a fresh virtual environment (numpy and Pillow from the registry, nothing
+# else) and, from outside the source tree, import the extension and decode JPEG/PNG/WebP. Then prove that the codec
+# libraries come from the wheel: every codec dependency of _native must resolve inside evoquality.libs/ to
+# auditwheel's hash-renamed copies (names no system or -dev package provides, so the import cannot have been
+# satisfied by the system's libraries; the runtime needs no headers at all).
+#
+#   .ci/check_wheel.sh [WHEEL]        (default: the newest wheelhouse/evoquality-*manylinux*.whl)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WHEEL=${1:-$(ls -t wheelhouse/evoquality-*manylinux*.whl | head -1)}
+PY=${PYTHON_BASE:-python3}
+ENV_DIR=$(mktemp -d /tmp/evq-wheel-check.XXXXXX)
+trap 'rm -rf "$ENV_DIR"' EXIT
+echo "[check_wheel] $WHEEL -> fresh venv $ENV_DIR"
+"$PY" -m venv "$ENV_DIR/venv"
+"$ENV_DIR/venv/bin/python" -m pip install -q numpy pillow
+"$ENV_DIR/venv/bin/python" -m pip install -q --no-deps "$WHEEL"
+cd "$ENV_DIR"   # away from the source tree, so only the installed copy can be imported
+SO=$("$ENV_DIR/venv/bin/python" -c "import importlib.util as u; print(u.find_spec('evoquality._native').origin)")
+echo "[check_wheel] extension: $SO"
+ldd "$SO" | tee "$ENV_DIR/ldd.txt"
+# libz.so.1 is on the manylinux policy list (every target system has it), so auditwheel leaves it to the system.
+if grep -E "lib(turbojpeg|png16|webp|webpdemux|sharpyuv)[^ ]* => /(usr/)?lib" "$ENV_DIR/ldd.txt"; then
+  echo "[check_wheel] FAIL: a codec library resolves to the system, not to evoquality.libs/" >&2
+  exit 1
+fi
+"$ENV_DIR/venv/bin/python" - <<'PYEOF'
+import io
+
+import numpy as np
+from PIL import Image
+
+import evoquality._native as native
+
+assert native.codecs() == {"jpeg": True, "png": True, "webp": True}, native.codecs()
+rgb = (np.arange(48 * 64 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
+for fmt in ("JPEG", "PNG", "WEBP"):
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    out = native.decode(buf.getvalue())
+    ref = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    assert out.shape == (48, 64, 3) and np.array_equal(out, ref), fmt
+try:
+    native.decode(b"\xff\xd8\xff\xe0 broken")
+except native.ImageError as exc:
+    print("[check_wheel] error path ok:", exc)
+print("[check_wheel] OK:", native.versions())
+PYEOF
+WHEEL_TAG=$(basename "$WHEEL" | sed -E 's/.*-(manylinux[^.]*)\.whl/\1/')
+echo "[check_wheel] platform tag: $WHEEL_TAG"
