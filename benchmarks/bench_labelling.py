@@ -203,7 +203,8 @@ def _report(out: Path, result: dict) -> None:
                    "(target >= 3x)",
                (f"speedup (p50), shared_kv prototype vs separate: {result['speedup_shared_kv_p50']:.2f}x "
                 f"(greedy tokens equal plain generate: {result['shared_kv_greedy_equals_generate']})"
-                if "speedup_shared_kv_p50" in result else f"shared_kv prototype failed: {result.get('shared_kv_error')}")]
+                if "speedup_shared_kv_p50" in result
+                else f"shared_kv prototype failed: {result.get('shared_kv_error')}")]
     if result.get("vllm"):
         md += ["", "vLLM backend (runner end to end): " + json.dumps(result["vllm"])]
     (out / "bench_labelling.md").write_text("\n".join(md) + "\n")

@@ -66,7 +66,8 @@ def test_collect_texts_orders_by_completion_index():
 
 
 def test_collect_texts_rejects_short_or_missing_outputs():
-    short = [RequestOutput([Completion(0, "a"), Completion(1, "b")]), RequestOutput([Completion(0, "x"), Completion(1, "y")])]
+    short = [RequestOutput([Completion(0, "a"), Completion(1, "b")]),
+             RequestOutput([Completion(0, "x"), Completion(1, "y")])]
     with pytest.raises(RuntimeError, match="returned 2 completions for request 0, wanted 3"):
         collect_texts(_requests(), short)
     with pytest.raises(RuntimeError, match="returned 1 results for 2 requests"):

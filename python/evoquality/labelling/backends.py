@@ -50,7 +50,8 @@ def check_outputs(requests: Sequence[GenRequest], outputs: Sequence[Sequence[str
     for idx, (req, texts) in enumerate(zip(requests, outputs)):
         texts = list(texts)
         if len(texts) != req.n:
-            raise RuntimeError(f"backend {backend!r} returned {len(texts)} completions for request {idx}, wanted {req.n}")
+            raise RuntimeError(
+                f"backend {backend!r} returned {len(texts)} completions for request {idx}, wanted {req.n}")
         if not all(isinstance(t, str) for t in texts):
             raise RuntimeError(f"backend {backend!r} returned a non-string completion for request {idx}")
         checked.append(texts)

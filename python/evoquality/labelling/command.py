@@ -1,7 +1,9 @@
 """`evoquality label`: stage-1 pseudo-labelling from the command line.
 
     evoquality label --model DIR --images DIR|MANIFEST --pairs N --votes K --out DIR [--mode compare|score]
-    accelerate launch --num_processes N -m evoquality label ...      (shards batches over N processes)
+    accelerate launch --num_processes N -m evoquality label ...      (shards batches over N GPUs)
+    accelerate launch --multi_gpu --num_processes N -m evoquality label ...   (N CPU processes, gloo; with
+                                                    --cpu accelerate starts a single process)
 
 Every `LabelConfig` field is an option (``--max-new-tokens``, ``--label soft``, ``--min-margin 4`` ...). The run
 prints the JSON summary at the end; re-running the same command resumes an interrupted run.
@@ -28,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         kind = {"int": int, "float": float}.get(str(f.type).replace("Optional[str]", "str"), str)
         required = f.default is MISSING
-        parser.add_argument(flag, dest=f.name, type=kind, required=required,
+        parser.add_argument(flag, dest=f.name, type=kind, required=required, choices=f.metadata.get("choices"),
                             default=None if required else f.default,
                             help=help_text + ("" if required else f" (default: {f.default})"))
 

@@ -98,6 +98,7 @@ def merge_round(rd: RoundDir, cfg: "LabelConfig", plan: "Plan") -> dict:
         "pairs_no_valid_votes": sum(1 for r in rows if r["votes_i"] + r["votes_j"] == 0)
         if cfg.no_votes == "tie" else len(voted) - n_labels,
         "items_pending": pending,
+        "n_bad_images": len(_bad_images(records)),
         "bad_images": _bad_images(records),
         "variants_failed": failed_variants(rd.path),
         "votes_per_item": cfg.votes,

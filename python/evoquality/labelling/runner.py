@@ -210,6 +210,7 @@ def run_labelling(
     plan = plan_round(cfg, pool)
     rd = RoundDir(cfg.out)
     fingerprint = cfg.fingerprint(pool.digest(), len(pool.paths))
+
     def prepare_round_dir() -> None:
         if rd.claim(fingerprint):
             rd.write_pairs(plan.pair_rows())
