@@ -220,3 +220,33 @@ def test_score_cli_tiny_model(tiny_model_dir, tmp_path, capsys):
     line = json.loads(capsys.readouterr().out)
     assert line["higher_better"] is True and line["image"] == str(tmp_path / "a.png")
     assert rc == (0 if line["score"] is not None else 1)
+
+
+def test_api_with_tiny_model(tiny_model_dir):
+    scorer = api.create_scorer(tiny_model_dir, mode="mean", n_samples=2, max_new_tokens=4)
+    assert scorer.higher_better is True and scorer.mode == "mean"
+    res = scorer.score([_img(10), _img(90)])
+    assert res.scores.shape == (2,) and res.greedy is None
+    assert sum(res.n_parsed) + res.failures["sampled answers unparsed"] == 4
+    assert (np.isnan(res.scores) == (res.n_parsed == 0)).all()  # a score exactly where some sample parsed
+    scores = api.score(_img(10), model=tiny_model_dir, max_new_tokens=4)
+    assert scores.shape == (1,) and (np.isnan(scores[0]) or 1.0 <= scores[0] <= 5.0)
+    pref = api.compare(_img(200), _img(50), model=tiny_model_dir, votes=3, max_new_tokens=4)
+    assert pref.votes_a + pref.votes_b + pref.invalid == 3 and pref.winner in ("a", "b", "tie")
+    api.clear_cache()
+
+
+@pytest.mark.gpu
+def test_eval_and_compare_on_cuda(tiny_model_dir, tmp_path):
+    """The device path: policy on CUDA, batched greedy + sampled scoring, and compare (structure only)."""
+    out = tmp_path / "out"
+    assert main(["eval", "--model", str(tiny_model_dir), "--device", "cuda", "--dataset", "synthetic",
+                 "--synthetic-size", "32", "--samples", "4", "--max-new-tokens", "8", "--bootstrap", "10",
+                 "--no-progress", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["device"].startswith("cuda")
+    rows = results["datasets"][0]["rows"]
+    assert {"model greedy", "model mean@4"} <= set(rows) and (out / "scatter_synthetic.png").is_file()
+    pref = api.compare(_img(200), _img(50), model=tiny_model_dir, votes=4, max_new_tokens=8, device="cuda")
+    assert pref.votes_a + pref.votes_b + pref.invalid == 4
+    api.clear_cache()
