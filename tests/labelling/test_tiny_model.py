@@ -124,3 +124,16 @@ def test_two_processes_match_one(tiny_model_dir, pool, tmp_path):
     assert sorted(per_rank) == [7, 7]
     assert read_labels(two) == read_labels(one)
     assert _vote_records(two) == _vote_records(one)
+
+
+def test_random_order_design_with_odd_k(tiny_model_dir, pool, tmp_path):
+    """Requests of one batch have different n (a coin per vote): the transformers backend groups them by n."""
+    cfg = LabelConfig(model=str(tiny_model_dir), images=str(pool), out=str(tmp_path / "r"),
+                      **{**ARGS, "pairs": 6, "votes": 5, "batch_items": 3, "order": "random"})
+    summary = run_labelling(cfg, dist=Dist())
+    assert summary["votes_total"] == 30
+    records = RoundDir(tmp_path / "r").read_records()
+    assert len({r["orders"].count("1") for r in records.values()}) > 1  # the per-order counts differ
+    for r in records.values():
+        assert len(r["orders"]) == len(r["answers"]) == len(r["texts"]) == 5
+    assert all(r["votes_i"] + r["votes_j"] + r["invalid"] == 5 for r in read_labels(tmp_path / "r"))
