@@ -115,6 +115,10 @@ def test_api_score_classical_and_errors(tmp_path):
     assert out.shape == (2,) and out[0] == out[1] and 0 <= out[0] <= 100
     # identical images: the capped PSNR, half the smallest 8-bit error over 40*40*3 values
     assert api.score(img, model="psnr", refs=img)[0] == pytest.approx(10 * np.log10(255**2 * 2 * 4800), abs=1e-12)
+    other = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    # array references, changing between images (the decoded-reference cache must not mix them up)
+    two = api.score([img, img, other], model="psnr", refs=[img, other, other])
+    assert two[0] == two[2] and two[1] < two[0]
     with pytest.raises(ValueError, match="refs must give one reference per image"):
         api.score([img], model="ssim")
     with pytest.raises(ValueError, match="model is required"):

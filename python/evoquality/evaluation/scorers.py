@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -76,6 +77,7 @@ class ReferenceScorer:
                                  f"({len(images)}), got {None if refs is None else len(refs)}")
         out = np.full(len(images), np.nan)
         failures: Counter = Counter()
+        last_ref: tuple = (None, None)  # distortions of one reference are usually adjacent: decode it once
         for i, image in enumerate(_progress(images, progress, self.name)):
             if self.full_reference and refs[i] is None:
                 failures["no reference"] += 1
@@ -83,7 +85,10 @@ class ReferenceScorer:
             try:
                 img = _load_rgb(image)
                 if self.full_reference:
-                    ref = _load_rgb(refs[i])
+                    key = str(refs[i]) if isinstance(refs[i], (str, Path)) else id(refs[i])
+                    if last_ref[0] != key:
+                        last_ref = (key, _load_rgb(refs[i]))
+                    ref = last_ref[1]
                     if ref.shape != img.shape:
                         failures["reference size differs"] += 1
                         continue
