@@ -155,3 +155,5 @@ def test_bad_options_name_the_argument(tiny_model_dir, id_pool, tmp_path):
         _cfg(tiny_model_dir, id_pool, tmp_path, mode="rank").validate()
     with pytest.raises(ValueError, match="asked for 99 pairs but 8 images have only 28"):
         _run(_cfg(tiny_model_dir, id_pool, tmp_path / "r", pairs=99), None)
+    with pytest.raises(ValueError, match="backend 'vllm' runs one engine per job"):
+        run_labelling(_cfg(tiny_model_dir, id_pool, tmp_path / "v", backend="vllm"), dist=Dist(rank=0, world=2))

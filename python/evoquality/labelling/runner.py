@@ -201,6 +201,10 @@ def run_labelling(
         from evoquality.labelling.dist import from_accelerate
 
         dist = from_accelerate()
+    if cfg.backend == "vllm" and dist.world > 1:
+        # Every process would start its own engine on the same GPU; vLLM spreads one engine over GPUs itself.
+        raise ValueError("backend 'vllm' runs one engine per job: launch a single process (not accelerate "
+                         f"launch with {dist.world} processes)")
     pool = discover_pool(cfg.images)
     variant_jobs = []
     if cfg.variants:
