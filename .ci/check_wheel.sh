@@ -25,8 +25,30 @@ if grep -E "lib(turbojpeg|png16|webp|webpdemux|sharpyuv)[^ ]* => /(usr/)?lib" "$
   echo "[check_wheel] FAIL: a codec library resolves to the system, not to evoquality.libs/" >&2
   exit 1
 fi
-"$ENV_DIR/venv/bin/python" - <<'PYEOF'
+# Where possible (root with mount namespaces), run the import check on a simulated bare machine: /usr/include is
+# an empty directory (no -dev headers) and the system's codec libraries are replaced by empty files, so only the
+# wheel's own copies can load.
+EMPTY="$ENV_DIR/empty"; mkdir -p "$EMPTY"
+isolated() {
+  if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+    echo "[check_wheel] isolated run: no /usr/include, system codec libraries hidden"
+    unshare -m bash -c '
+      set -e
+      mount --bind "$1" /usr/include
+      for f in /usr/lib/*-linux-gnu/lib{turbojpeg,jpeg,png16,webp,webpdemux,webpmux,sharpyuv}.so*; do
+        [ -f "$f" ] && [ ! -L "$f" ] && mount --bind /dev/null "$f"
+      done
+      shift; exec "$@"' _ "$EMPTY" "$@"
+  else
+    echo "[check_wheel] not root or no mount namespaces: plain run (the ldd check above still applies)"
+    "$@"
+  fi
+}
+isolated "$ENV_DIR/venv/bin/python" - <<'PYEOF'
 import io
+import os
+
+print("[check_wheel] /usr/include entries visible:", len(os.listdir("/usr/include")))
 
 import numpy as np
 from PIL import Image
