@@ -23,7 +23,7 @@ SCORE_PAIRS = ("sampled", "all")
 # Fields that do not change a single stored vote (label policy, progress, where/how the model runs).
 _NOT_FINGERPRINTED = {
     "out", "label", "min_margin", "no_votes", "save_answers", "progress", "device", "dtype", "attn_implementation",
-    "gpu_memory_utilization", "generation_batch_size",
+    "gpu_memory_utilization", "generation_batch_size", "tensor_parallel_size",
 }
 
 
@@ -68,6 +68,7 @@ class LabelConfig:
     attn_implementation: str = _opt("auto", "attention kernel", ("auto", "sdpa", "eager", "flash_attention_2"))
     generation_batch_size: int = _opt(8, "prompts per transformers generate call (each with n samples)")
     gpu_memory_utilization: float = _opt(0.85, "vLLM memory share")
+    tensor_parallel_size: int = _opt(1, "vLLM: GPUs one engine spans (the vLLM backend runs in one process)")
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option."""
@@ -75,7 +76,8 @@ class LabelConfig:
             allowed = f.metadata.get("choices")
             if allowed is not None and getattr(self, f.name) not in allowed:
                 raise ValueError(f"{f.name} must be one of {allowed}, got {getattr(self, f.name)!r}")
-        positive = ("votes", "batch_items", "max_new_tokens", "max_image_pixels", "generation_batch_size")
+        positive = ("votes", "batch_items", "max_new_tokens", "max_image_pixels", "generation_batch_size",
+                    "tensor_parallel_size")
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
