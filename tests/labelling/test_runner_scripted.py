@@ -106,6 +106,8 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tiny_model_dir, id_po
     with pytest.raises(Crash):
         _run(_cfg(tiny_model_dir, id_pool, tmp_path / "cut"), scripted(crashing))
     assert not (tmp_path / "cut" / "labels.jsonl").exists()
+    # Also as if the very first session had died right after claiming the directory.
+    (tmp_path / "cut" / "pairs.jsonl").unlink()
     _run(_cfg(tiny_model_dir, id_pool, tmp_path / "cut"), scripted(noisy))
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("image_i", "image_j")} for r in rows]  # noqa
     assert strip(read_labels(tmp_path / "cut")) == strip(read_labels(tmp_path / "full"))

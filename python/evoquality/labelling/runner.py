@@ -216,7 +216,8 @@ def run_labelling(
     fingerprint = cfg.fingerprint(pool.digest(), len(pool.paths))
 
     def prepare_round_dir() -> None:
-        if rd.claim(fingerprint):
+        # A kill between claiming the directory and writing the pairs leaves no pairs file: write it then.
+        if rd.claim(fingerprint) or not rd.pairs_file.exists():
             rd.write_pairs(plan.pair_rows())
         elif rd.read_pairs() != plan.pair_rows():
             raise ConfigMismatch(f"out: {cfg.out!r} holds a different pair list than this configuration draws "
