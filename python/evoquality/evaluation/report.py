@@ -114,7 +114,8 @@ def scatter_png(path, x, y, *, title: str, xlabel: str, ylabel: str, groups: Opt
     draw = ImageDraw.Draw(img)
     font = ImageFont.load_default()
     draw.text((_L, 12), title, fill="black", font=font)
-    x0, x1, y0, y1 = _L, _W - _R, _H - _B, _T
+    legend_w = 140 if labels is not None else 0  # the legend sits right of the frame, never over points
+    x0, x1, y0, y1 = _L, _W - _R - legend_w, _H - _B, _T
     draw.rectangle((x0, y1, x1, y0), outline="black")
     if len(x):
         xlo, xhi = float(x.min()), float(x.max())
@@ -137,10 +138,10 @@ def scatter_png(path, x, y, *, title: str, xlabel: str, ylabel: str, groups: Opt
         for i, (a, b) in enumerate(zip(x, y)):
             c = colour_of[labels[i]] if labels is not None else palette[0]
             draw.ellipse((px(a) - 2.5, py(b) - 2.5, px(a) + 2.5, py(b) + 2.5), outline=c, fill=c)
-        for k, (g, c) in enumerate(colour_of.items()):  # legend, top right inside the frame
-            ly = y1 + 6 + 12 * k
-            draw.ellipse((x1 - 130, ly + 2, x1 - 124, ly + 8), outline=c, fill=c)
-            draw.text((x1 - 118, ly), str(g)[:20], fill="black", font=font)
+        for k, (g, c) in enumerate(colour_of.items()):
+            ly = y1 + 12 * k
+            draw.ellipse((x1 + 10, ly + 2, x1 + 16, ly + 8), outline=c, fill=c)
+            draw.text((x1 + 22, ly), str(g)[:20], fill="black", font=font)
     else:
         draw.text((x0 + 10, y1 + 10), "no scored items", fill="black", font=font)
     draw.text(((x0 + x1) // 2 - 3 * len(xlabel), _H - 20), xlabel, fill="black", font=font)
