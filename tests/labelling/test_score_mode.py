@@ -55,6 +55,7 @@ def test_score_mode_matches_brute_force(tiny_model_dir, id_pool, tmp_path, scrip
         expected = (gt + 0.5 * (len(a) * len(b) - gt - lt)) / (len(a) * len(b))
         assert row["p_star"] == pytest.approx(expected, rel=1e-6, abs=0)
         assert row["invalid"] == 14 - len(a) - len(b)
+    assert summary["pairs_no_valid_votes"] == sum(r["p_win"] is None for r in labels)
     assert summary["parse_failure_rate"] == pytest.approx(
         sum(7 - len(v) for v in by_id.values()) / (7 * len(by_id)), abs=0)
 

@@ -76,6 +76,7 @@ def merge_round(rd: RoundDir, cfg: "LabelConfig", plan: "Plan") -> dict:
         votes, valid = arrays["votes"], arrays["valid"]
         n_votes, n_valid = int(valid.size), int(valid.sum())
         vote_stats = {"position_bias": position_bias(votes, valid)}
+        no_valid = sum(1 for r in rows if r["votes_i"] + r["votes_j"] == 0)
     else:
         from evoquality.labelling.score_labels import score_labels
 
@@ -85,6 +86,7 @@ def merge_round(rd: RoundDir, cfg: "LabelConfig", plan: "Plan") -> dict:
         n_votes, n_valid = stats["samples"], stats["valid_samples"]
         vote_stats = {"position_bias": None, "score_mean": stats["score_mean"], "score_std": stats["score_std"],
                       "images_scored": stats["images_scored"]}
+        no_valid = sum(1 for r in rows if r["p_win"] is None)
     write_labels(rd.path, rows)
     n_labels = len(rows)
     ties = sum(1 for r in rows if r["p_star"] == 0.5)
@@ -95,8 +97,7 @@ def merge_round(rd: RoundDir, cfg: "LabelConfig", plan: "Plan") -> dict:
         "pairs_planned": len(pairs),
         "pairs_labelled": n_labels,
         "pairs_dropped_bad_image": dropped_bad,
-        "pairs_no_valid_votes": sum(1 for r in rows if r["votes_i"] + r["votes_j"] == 0)
-        if cfg.no_votes == "tie" else len(voted) - n_labels,
+        "pairs_no_valid_votes": no_valid if cfg.no_votes == "tie" else len(voted) - n_labels,
         "items_pending": pending,
         "n_bad_images": len(_bad_images(records)),
         "bad_images": _bad_images(records),
