@@ -1,8 +1,12 @@
 #include "patchify.h"
 
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace evq {
 namespace {
@@ -13,6 +17,28 @@ inline uint16_t to_bf16(float f) {
   std::memcpy(&bits, &f, 4);
   bits += 0x7FFFu + ((bits >> 16) & 1u);
   return uint16_t(bits >> 16);
+}
+
+// The output is written once and read only by the consumer (often many MB per image): non-temporal stores skip
+// the read-for-ownership of each destination line and keep the cache for the input.
+inline void stream_copy(void* dst, const void* src, size_t bytes) {
+#if defined(__SSE2__)
+  if ((reinterpret_cast<uintptr_t>(dst) & 15) == 0) {
+    auto* d = static_cast<__m128i*>(dst);
+    auto* s = static_cast<const __m128i*>(src);
+    size_t n = bytes / 16;
+    for (size_t i = 0; i < n; ++i) _mm_stream_si128(d + i, _mm_loadu_si128(s + i));
+    std::memcpy(static_cast<char*>(dst) + n * 16, static_cast<const char*>(src) + n * 16, bytes - n * 16);
+    return;
+  }
+#endif
+  std::memcpy(dst, src, bytes);
+}
+
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();  // order the streaming stores before the caller reads or hands out the buffer
+#endif
 }
 
 // Works one band of patch_size image rows at a time: the band is first converted to channel-planar values through
@@ -27,6 +53,7 @@ void write_patches(const uint8_t* rgb, int width, int height, const PatchSpec& s
   const size_t block = size_t(P) * P;  // one (c, t) plane of a patch
   const size_t dim = 3 * size_t(temporal) * block;
   std::vector<T> planes(3 * size_t(P) * width);  // [c][py][x]
+  std::vector<T> scratch(dim);                     // one output row, assembled in cache
   for (int y = 0; y < gh; ++y) {
     const int bh = y / M, mh = y % M;
     for (int py = 0; py < P; ++py) {
@@ -43,16 +70,19 @@ void write_patches(const uint8_t* rgb, int width, int height, const PatchSpec& s
     for (int x = 0; x < gw; ++x) {
       const int bw = x / M, mw = x % M;
       const size_t row = ((size_t(bh) * (gw / M) + bw) * M + mh) * M + mw;
-      T* dst = out + row * dim;
+      // uint8 rows (588 B) are too small and unaligned for streaming: written in place.
+      T* patch = sizeof(T) == 1 ? out + row * dim : scratch.data();
       for (int c = 0; c < 3; ++c) {
         const T* plane = planes.data() + size_t(c) * P * width + size_t(x) * P;
-        T* first = dst + size_t(c) * temporal * block;
+        T* first = patch + size_t(c) * temporal * block;
         for (int py = 0; py < P; ++py) std::memcpy(first + size_t(py) * P, plane + size_t(py) * width, P * sizeof(T));
         // Temporal copies of a still image are identical (transformers broadcasts the frame).
         for (int t = 1; t < temporal; ++t) std::memcpy(first + t * block, first, block * sizeof(T));
       }
+      if (sizeof(T) > 1) stream_copy(out + row * dim, patch, dim * sizeof(T));
     }
   }
+  stream_fence();
 }
 
 }  // namespace
