@@ -200,6 +200,10 @@ def test_eval_classical_only_and_argument_errors(tmp_path, capsys):
     assert entry["rows"]["PSNR (oracle)"]["p_test"] == 1.0
     with pytest.raises(SystemExit):
         main(["eval", "--root", "x", "--dataset", "kadid"])  # --root before any --dataset
+    with pytest.raises(SystemExit, match=r"--dataset kadid: .*dmos\.csv"):
+        main(["eval", "--dataset", "kadid", "--root", str(tmp_path), "--reference", "piqe"])
+    with pytest.raises(SystemExit, match="--dataset konig: dataset 'konig' is neither a standard set"):
+        main(["eval", "--dataset", "konig", "--reference", "piqe"])
     with pytest.raises(SystemExit, match="unknown scorer"):
         main(["eval", "--dataset", "kadid", "--root", str(tmp_path / "kadid"), "--reference", "niqe"])
 

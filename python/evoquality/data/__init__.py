@@ -35,6 +35,9 @@ def load_dataset(name: str, root=None, *, label_file=None, subset: Optional[str]
             raise ValueError(f"root is required for {name!r} (the folder holding {MANIFEST_NAME})")
         manifest = read_manifest(Path(root) / MANIFEST_NAME)
     else:
+        if not Path(name).exists():
+            raise ValueError(f"dataset {name!r} is neither a standard set ({', '.join(sorted(DATASETS))}), "
+                             "'manifest'/'synthetic', nor an existing label file or image folder")
         manifest = read_labels(name, root=root, missing=missing, **generic)
     if subset not in (None, "all"):
         splits = sorted({r.split for r in manifest.records if r.split})

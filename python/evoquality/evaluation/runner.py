@@ -251,10 +251,14 @@ def run(args) -> int:
         raise SystemExit("--samples and --bootstrap must be >= 0")
     manifests = []
     for d in args.datasets:
-        if d["name"] == "synthetic" and d["root"] is None:
-            d["root"] = _default_synthetic(args.out / "synthetic", args.seed, args.synthetic_size)
-        m = load_dataset(d["name"], d["root"], label_file=d["label_file"], subset=d["subset"], missing=args.missing)
-        manifests.append(limit_manifest(m, args.limit))
+        try:
+            if d["name"] == "synthetic" and d["root"] is None:
+                d["root"] = _default_synthetic(args.out / "synthetic", args.seed, args.synthetic_size)
+            m = load_dataset(d["name"], d["root"], label_file=d["label_file"], subset=d["subset"],
+                             missing=args.missing)
+            manifests.append(limit_manifest(m, args.limit))
+        except (ValueError, ImportError) as exc:  # ManifestError is a ValueError: a bad file or argument, named
+            raise SystemExit(f"evoquality eval: --dataset {d['name']}: {exc}") from None
     model = _model_scorer(args)
     entries, preds = [], []
     for m in manifests:
