@@ -14,13 +14,15 @@ def scoring_model_dir(tiny_model_dir, tmp_path_factory):
     return make_scoring_model(Path(tiny_model_dir), tmp_path_factory.mktemp("scoring-model"), steps=60)
 
 
-def write_images(folder: Path, n: int, *, seed: int, low: int = 0, high: int = 256, prefix: str = "im") -> list[str]:
-    """`n` random RGB images (sides 28-70 px) with pixel values in [low, high); returns their paths."""
+def write_images(folder: Path, n: int, *, seed: int, low: int = 0, high: int = 256, prefix: str = "im",
+                 side: tuple[int, int] = (28, 70)) -> list[str]:
+    """`n` random RGB images (sides drawn in [side[0], side[1]) px) with pixel values in [low, high); returns their
+    paths."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for k in range(n):
-        h, w = (int(v) for v in rng.integers(28, 70, 2))
+        h, w = (int(v) for v in rng.integers(side[0], side[1], 2))
         path = folder / f"{prefix}{k}.png"
         Image.fromarray(rng.integers(low, high, (h, w, 3)).astype("uint8")).save(path)
         paths.append(str(path))

@@ -59,3 +59,13 @@ def test_sampler_errors_name_the_argument():
         PairAwareSampler(np.array([[0, 1]]), images_per_batch=4, num_generations=2)
     with pytest.raises(ValueError, match="pairs must have shape"):
         PairAwareSampler(np.zeros((0, 2)), images_per_batch=2, num_generations=2)
+
+
+def test_every_pass_has_the_announced_length_even_when_shuffling_packs_fewer_batches():
+    # One batch of 8 images exists only for a lucky order (four disjoint pairs first); most shuffles pack none.
+    pairs = np.array([[0, 1], [2, 3], [4, 5], [6, 7], [1, 2], [5, 6]])
+    s = PairAwareSampler(pairs, images_per_batch=8, num_generations=2, seed=0)
+    for _ in range(5):
+        seq = list(s)
+        assert len(seq) == len(s) == 16
+        assert sorted(set(seq)) == list(range(8))

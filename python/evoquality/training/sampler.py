@@ -105,7 +105,8 @@ class PairAwareSampler(Sampler[int]):
         self.shuffle = shuffle
         # Like RepeatSampler: one generator seeded once, so every pass draws a new order, identically everywhere.
         self.rng = np.random.default_rng(seed)
-        self._num_batches = len(pack_pairs(self.pairs, images_per_batch))
+        self._reference = pack_pairs(self.pairs, images_per_batch)
+        self._num_batches = len(self._reference)
         if self._num_batches == 0:
             raise ValueError(
                 f"{len(self.pairs)} labelled pairs cannot fill one batch of images_per_batch={images_per_batch} "
@@ -118,11 +119,11 @@ class PairAwareSampler(Sampler[int]):
         return pack_pairs(self.pairs, self.images_per_batch, order)
 
     def __iter__(self) -> Iterator[int]:
-        # The pass length must equal __len__ (the Trainer sizes epochs by it): a shuffled order can pack one batch
-        # fewer or more than the reference packing, so cut or recycle batches to the fixed count.
+        # The pass length must equal __len__ (the Trainer sizes epochs by it): a shuffled order can pack fewer or
+        # more batches than the reference (unshuffled) packing, so cut, or top up from the reference packing.
         batches = self.batches()
         if len(batches) < self._num_batches:
-            batches = batches + batches[: self._num_batches - len(batches)]
+            batches = batches + self._reference[: self._num_batches - len(batches)]
         for batch in batches[: self._num_batches]:
             for _ in range(self.repeat_count):
                 for index in batch:
