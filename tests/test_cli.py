@@ -39,3 +39,13 @@ def test_no_command_prints_help(capsys):
 def test_console_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "evoquality", "info"], capture_output=True, text=True, check=True)
     assert "backends:" in out.stdout
+
+
+def test_command_help_lists_its_own_options(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["make-tiny-model", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--seed" in out and "--max-pixels" in out

@@ -1,7 +1,7 @@
 """`evoquality` command line: one sub-command per module.
 
-Each module in `_COMMANDS` exposes `register(subparsers)` that adds its parser and sets `func`; importing
-those modules is deferred to the command actually run, so `evoquality info` does not pay for TRL.
+Each module in `_COMMANDS` exposes `add_arguments(parser)` and `run(args) -> exit code`; a module is imported
+only when its command runs, so `evoquality info` does not pay for TRL.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evoquality", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, help_text in _COMMANDS:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        # add_help=False: `-h` must reach the command's own parser, which knows its options.
+        p = sub.add_parser(name, help=help_text, add_help=False)
         p.set_defaults(_module=module)
     return parser
 
@@ -41,7 +42,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(known._module)
-    cmd_parser = argparse.ArgumentParser(prog=f"evoquality {known.command}")
+    help_text = next(h for name, _, h in _COMMANDS if name == known.command)
+    cmd_parser = argparse.ArgumentParser(prog=f"evoquality {known.command}", description=help_text)
     module.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])
     return int(module.run(args) or 0)

@@ -1,8 +1,10 @@
 """Sample N completions for each of a batch of multimodal prompts, with one prefill per prompt.
 
-Voting asks the same question K times. Generating K completions from one prompt with `num_return_sequences`
-encodes the images and runs the prompt prefill once, then expands the KV cache — instead of K prefills of the same
-images. This module is the transformers `generate` path; vLLM (GPU servers) lives with the labelling backends.
+Voting asks the same question K times. transformers' `num_return_sequences` shares the vision encoder but repeats
+the prompt's language-model prefill n times (it expands the inputs before the first forward). Here the prompt minus
+its last token is prefilled once, the KV cache and Qwen-VL's rope deltas are repeat-interleaved n times, and
+`generate` continues from that cache: one prefill per prompt, n decodes. This module is the transformers `generate`
+path; vLLM (GPU servers) lives with the labelling backends.
 """
 
 from __future__ import annotations
@@ -55,6 +57,26 @@ def _strip(ids: list[int], stop_ids: set[int]) -> list[int]:
     return ids
 
 
+def _generate_shared_prefill(model, inputs, n: int, max_new_tokens: int, sampling: dict):
+    """New token ids (B*n, T) for a tokenised batch; rows [i*n, (i+1)*n) answer prompt i.
+
+    The cache covers all but the last prompt token, which `generate` feeds itself (it needs the logits of that
+    position to sample the first new token).
+    """
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    per_token = [key for key in ("mm_token_type_ids",) if key in inputs]
+    prefill = dict(inputs, input_ids=ids[:, :-1], attention_mask=mask[:, :-1])
+    prefill.update({key: inputs[key][:, :-1] for key in per_token})
+    cache = model(**prefill, use_cache=True, logits_to_keep=1).cache
+    if n > 1:
+        cache.batch_repeat_interleave(n)
+        # Qwen-VL keeps the multimodal rope offsets of the prefilled batch on the model; decoding reads them.
+        model.model.rope_deltas = model.model.rope_deltas.repeat_interleave(n, 0)
+    rest = {key: inputs[key].repeat_interleave(n, 0) for key in ("input_ids", "attention_mask", *per_token)}
+    out = model.generate(**rest, cache=cache, max_new_tokens=max_new_tokens, **sampling)
+    return out[:, ids.shape[1] :]
+
+
 def sample_completions(
     policy: Policy,
     requests: Sequence[Request],
@@ -89,11 +111,7 @@ def sample_completions(
     for batch in _batches(list(requests), batch_size):
         inputs = build_inputs(policy, batch)
         with torch.inference_mode():
-            out = policy.model.generate(
-                **inputs, max_new_tokens=max_new_tokens, num_return_sequences=n, **sampling
-            )
-        # generate repeats each prompt n times consecutively: rows [i*n, (i+1)*n) answer request i.
-        new_tokens = out[:, inputs["input_ids"].shape[1] :].tolist()
+            new_tokens = _generate_shared_prefill(policy.model, inputs, n, max_new_tokens, sampling).tolist()
         for i in range(len(batch)):
             ids = [_strip(row, stop_ids) for row in new_tokens[i * n : (i + 1) * n]]
             texts = policy.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
