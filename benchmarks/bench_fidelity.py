@@ -1,0 +1,151 @@
+"""Benchmark: fidelity reward, our PyTorch reference (the CPU path) vs the ancestor's per-pair Python loop.
+
+    .venv/bin/python benchmarks/bench_fidelity.py [--images 256 --rollouts 32 --partners 8] [--out DIR]
+
+The ancestor (VisualQuality-R1, as METHOD.md describes it) computes the reward in a triple Python loop over
+(image, rollout, partner) on 0-d tensors: about ten tiny tensor ops per triple and a host sync (`.item()`) per value.
+`ancestor_fidelity_loop` reproduces that faithfully (same formula, Eq. 2-3, all samples valid: the ancestor
+substitutes random scores for parse failures, so it has no invalid samples). Both paths are checked to agree before
+anything is timed. Issue 3 target on CPU at B = 256, G = 32, 8 partners: reference >= 1000x faster than the loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import environment, fmt_s, time_fn  # noqa: E402
+
+from evoquality import _backend  # noqa: E402
+from evoquality.ops.fidelity import GAMMA, fidelity_reward  # noqa: E402
+from evoquality.ops.partners import Partners  # noqa: E402
+
+
+def make_case(b: int, g: int, partners: int, *, device="cpu", seed: int = 0):
+    """Scores (B, G) in [1, 5] rounded to 2 decimals (as parsed), each image with `partners` random partners."""
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.round((1 + 4 * torch.rand(b, g, generator=gen)) * 100) / 100
+    partners = min(partners, b - 1)
+    # a random regular pairing: image i is paired with i + 1, ..., i + partners/2 (mod B), both directions
+    half = max(1, partners // 2) if partners > 1 else 1
+    pairs = [(i, (i + d) % b) for d in range(1, half + 1) for i in range(b)] if b > 1 else []
+    if partners == 1:  # a perfect matching (B even): one partner each
+        pairs = [(i, i + 1) for i in range(0, b - 1, 2)]
+    elif partners >= b - 1:  # all pairs
+        pairs = [(i, j) for i in range(b) for j in range(i + 1, b)]
+    seen, unique = set(), []
+    for i, j in pairs:
+        key = (min(i, j), max(i, j))
+        if i != j and key not in seen:
+            seen.add(key)
+            unique.append((i, j))
+    labels = torch.rand(len(unique), generator=gen)
+    labels = torch.where(labels < 0.6, torch.round(labels / 0.6), labels)  # mostly hard labels, some soft
+    p = Partners.from_pairs(torch.tensor(unique, dtype=torch.int64).reshape(-1, 2), labels, num_images=b)
+    return scores.to(device), p.to(device)
+
+
+def partner_lists(partners: Partners) -> list[list[tuple[int, float]]]:
+    indptr, indices, p_star = partners.indptr.tolist(), partners.indices.tolist(), partners.p_star.tolist()
+    return [list(zip(indices[indptr[i] : indptr[i + 1]], p_star[indptr[i] : indptr[i + 1]])) for i in range(len(indptr) - 1)]
+
+
+def ancestor_fidelity_loop(scores: torch.Tensor, lists, gamma: float = GAMMA, images=None) -> list[list[float]]:
+    """The ancestor's reward loop: per image, per rollout, per partner, 0-d tensor ops and one `.item()` each.
+
+    images: the image indices to score (None: all); the loop is costly, so benchmarks may time a subset.
+    """
+    b, g = scores.shape
+    mu = [scores[i].mean() for i in range(b)]
+    var = [scores[i].var() for i in range(b)]  # unbiased, as Eq. 2 intends
+    out = []
+    for i in range(b) if images is None else images:
+        rewards = []
+        for k in range(g):
+            q = scores[i, k]
+            total = 0.0
+            for j, label in lists[i]:
+                p_star = torch.tensor(label, device=scores.device)
+                denom = torch.sqrt(var[i] + var[j] + gamma)
+                z = (q - mu[j]) / denom
+                p = 0.5 * (1.0 + torch.erf(z / math.sqrt(2.0)))
+                f = torch.sqrt(p_star * p) + torch.sqrt((1.0 - p_star) * (1.0 - p))
+                total += f.item()  # a host sync per value
+            rewards.append(total / len(lists[i]) if lists[i] else float("nan"))
+        out.append(rewards)
+    return out
+
+
+def loop_timing_on_subset(scores, partners, lists, *, max_triples: int, device) -> dict:
+    """Time the loop on the first images covering about `max_triples` (image, rollout, partner) triples and
+    extrapolate linearly in the triple count (the loop's cost is per triple). Labelled as extrapolated."""
+    b, g = scores.shape
+    counts = partners.indptr.diff().tolist()
+    images, triples = [], 0
+    for i in range(b):
+        if triples >= max_triples:
+            break
+        images.append(i)
+        triples += g * counts[i]
+    total_triples = g * sum(counts)
+    t = time_fn(lambda: ancestor_fidelity_loop(scores, lists, images=images), device=device, warmup=0, reps=3,
+                max_seconds=10.0)
+    factor = total_triples / max(triples, 1)
+    return {**{k: v * factor if k.endswith("_s") else v for k, v in t.items()},
+            "measured_triples": triples, "total_triples": total_triples, "extrapolated": triples < total_triples}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=256)
+    ap.add_argument("--rollouts", type=int, default=32)
+    ap.add_argument("--partners", type=int, default=8)
+    ap.add_argument("--loop-triples", type=int, default=None,
+                    help="time the loop on about this many (image, rollout, partner) triples and extrapolate "
+                         "(default: all of them)")
+    ap.add_argument("--out", type=Path, default=None, help="directory for fidelity_cpu.json")
+    args = ap.parse_args(argv)
+
+    scores, partners = make_case(args.images, args.rollouts, args.partners)
+    lists = partner_lists(partners)
+    # agreement first: the loop and the reference compute the same rewards (float64 reference on these scores)
+    check_images = list(range(min(8, args.images)))
+    loop_vals = torch.tensor(ancestor_fidelity_loop(scores.double(), lists, images=check_images), dtype=torch.float64)
+    with _backend.force_provider("torch"):
+        ref_vals = fidelity_reward(scores.double(), partners)[check_images]
+    agree = float((loop_vals - ref_vals).abs().max())
+    if not agree < 1e-12:
+        raise SystemExit(f"the loop and the reference disagree by {agree:.3g}: fix before timing")
+
+    with _backend.force_provider("torch"):
+        ref = time_fn(lambda: fidelity_reward(scores, partners), reps=20)
+    total = args.rollouts * int(partners.indices.numel())
+    loop = loop_timing_on_subset(scores, partners, lists, max_triples=args.loop_triples or total, device="cpu")
+    result = {
+        "bench": "fidelity_cpu", **environment("cpu"),
+        "shape": {"images": args.images, "rollouts": args.rollouts, "partners_per_image": args.partners},
+        "loop_vs_reference_max_abs_diff": agree,
+        "reference": ref, "ancestor_loop": loop,
+        "speedup_p50": loop["p50_s"] / ref["p50_s"], "target_speedup": 1000.0,
+    }
+    print(f"fidelity reward, B={args.images} G={args.rollouts} partners={args.partners} on {result['device']} "
+          f"@ {result['commit']}")
+    print(f"  reference     p20/p50/p80 {fmt_s(ref['p20_s'])} / {fmt_s(ref['p50_s'])} / {fmt_s(ref['p80_s'])}")
+    tag = (f" (extrapolated from {loop['measured_triples']} of {loop['total_triples']} triples)"
+           if loop["extrapolated"] else "")
+    print(f"  ancestor loop p20/p50/p80 {fmt_s(loop['p20_s'])} / {fmt_s(loop['p50_s'])} / {fmt_s(loop['p80_s'])}{tag}")
+    print(f"  speedup (p50) {result['speedup_p50']:.0f}x (target >= 1000x)")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "fidelity_cpu.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
