@@ -46,8 +46,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--pairs", type=int, default=20000)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (default 1: stable on a shared machine, and the loop is serial anyway)")
     ap.add_argument("--out", type=Path, default=None, help="directory for win_matrix_cpu.json")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
 
     scores = make_scores(args.images, args.samples)
     pairs = torch.randint(0, args.images, (args.pairs, 2), generator=torch.Generator().manual_seed(1))
