@@ -22,6 +22,7 @@ OVERRIDDEN = {
     "_generate_single_turn": "(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False)",
     "_prepare_inputs": "(self, generation_batch)",
     "training_step": "(self, model, inputs, num_items_in_batch)",
+    "_load_from_checkpoint": "(self, resume_from_checkpoint, model=None)",
 }
 
 # Facts about TRL's code that the overrides depend on (see trainer.py for why each matters).

@@ -25,15 +25,28 @@ FINAL_DIR = "model"
 SUMMARY_FILE = "train_summary.json"
 
 
+def _complete(checkpoint: Path) -> bool:
+    """transformers writes `trainer_state.json` last; a kill can leave it missing or cut short."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def last_checkpoint(out_dir: Union[str, Path]) -> Optional[Path]:
-    """The newest complete `checkpoint-N` in `out_dir` (transformers writes `trainer_state.json` last)."""
-    best = None
-    for path in Path(out_dir).glob("checkpoint-*"):
-        step = path.name.split("-")[-1]
-        if step.isdigit() and (path / "trainer_state.json").is_file():
-            if best is None or int(step) > best[0]:
-                best = (int(step), path)
-    return None if best is None else best[1]
+    """The newest complete `checkpoint-N` in `out_dir` (an interrupted newer one is passed over)."""
+    steps = [(int(p.name.split("-")[-1]), p) for p in Path(out_dir).glob("checkpoint-*")
+             if p.name.split("-")[-1].isdigit()]
+    for _, path in sorted(steps, reverse=True):
+        if _complete(path):
+            return path
+    return None
+
+
+def _has_full_weights(checkpoint: Path) -> bool:
+    """A checkpoint whose model is a plain `save_pretrained` (not DeepSpeed/FSDP shards of their own)."""
+    return any(checkpoint.glob("*.safetensors")) and (checkpoint / "config.json").is_file()
 
 
 def final_model_dir(out_dir: Union[str, Path]) -> Path:
@@ -79,8 +92,15 @@ def train_stage(
 
     state = PartialState(cpu=config.use_cpu)
     device = state.device
+    resume = last_checkpoint(out_dir)
+    # Trainer's own resume loads a Qwen2.5-VL checkpoint's weights with `load_state_dict(strict=False)`, which
+    # silently skips every tensor because transformers 5 saves them under the original (pre-conversion) key names.
+    # So the policy is loaded from the checkpoint with `from_pretrained` (which converts the keys), and the Trainer
+    # restores only the optimizer, scheduler, RNG and step. The KL reference stays the round start.
+    weights_from = resume if resume is not None and _has_full_weights(resume) else None
     policy = load_policy(
-        model, device=str(device), dtype=config.model_dtype, attn_implementation=config.attn_implementation
+        weights_from or model, device=str(device), dtype=config.model_dtype,
+        attn_implementation=config.attn_implementation,
     )
     args = config.to_grpo_config(out_dir, num_processes=state.num_processes, cuda=device.type == "cuda")
     trainer = FidelityGRPOTrainer(
@@ -89,10 +109,10 @@ def train_stage(
         config=config,
         args=args,
         processing_class=policy.processor,
-        ref_model_path=ref_model,
+        ref_model_path=ref_model or (model if weights_from else None),
         image_loader=image_loader,
+        weights_loaded_from=weights_from,
     )
-    resume = last_checkpoint(out_dir)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     partial = out_dir / (FINAL_DIR + ".partial")

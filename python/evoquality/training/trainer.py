@@ -109,6 +109,7 @@ class FidelityGRPOTrainer(GRPOTrainer):
         ref_model_path: checkpoint of the frozen reference (beta > 0); default = the policy's own checkpoint.
         cache_preprocessing: preprocess each unique image once per generation batch (see `preprocess_cache`).
         image_loader: replaces the image pipeline's loader (tests).
+        weights_loaded_from: the checkpoint `model` was loaded from when resuming (its weights are not reloaded).
     """
 
     def __init__(
@@ -123,6 +124,7 @@ class FidelityGRPOTrainer(GRPOTrainer):
         cache_preprocessing: bool = True,
         image_loader=None,
         callbacks=None,
+        weights_loaded_from: Optional[Union[str, Path]] = None,
     ) -> None:
         if len(pairs) == 0:
             raise ValueError("pairs holds no labelled pair to train on")
@@ -130,6 +132,7 @@ class FidelityGRPOTrainer(GRPOTrainer):
             raise ValueError("args.num_generations must equal config.num_generations (build args with to_grpo_config)")
         self.pairs = pairs
         self.config = config
+        self.weights_loaded_from = None if weights_loaded_from is None else Path(weights_loaded_from).resolve()
         self.timer = PhaseTimer()
         store_kwargs = {} if image_loader is None else {"loader": image_loader}
         # Two generation batches of unique images: the data loader may prefetch the next batch.
@@ -176,6 +179,13 @@ class FidelityGRPOTrainer(GRPOTrainer):
                     return sync(*a, **k)
 
             self.vllm_generation.sync_weights = timed_sync
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        # The policy was already loaded from this checkpoint with key conversion (see stage.py); Trainer's own
+        # loader would match no key of a Qwen2.5-VL checkpoint and warn about every tensor.
+        if self.weights_loaded_from is not None and Path(resume_from_checkpoint).resolve() == self.weights_loaded_from:
+            return
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
 
     # ----------------------------------------------------------------------------------------- batching
     def _get_train_sampler(self, dataset=None):

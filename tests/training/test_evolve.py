@@ -1,0 +1,99 @@
+"""The round loop: `evoquality evolve` runs the embedded default end to end, and a run killed in the middle of
+training resumes without redoing or losing finished work."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from evoquality.training.config import make_config
+from evoquality.training.rounds import EvolveSettings, _check_or_write_state, label_config
+
+# Small enough for two rounds on two loaded CPU cores; everything else is the embedded default (no --model).
+FLAGS = ["--rounds", "2", "--use-cpu", "true", "--label-pairs", "6", "--label-votes", "2", "--label-max-new-tokens",
+         "6", "--label-batch-items", "3", "--num-generations", "2", "--images-per-step", "2",
+         "--per-device-train-batch-size", "4", "--max-completion-length", "6", "--max-steps", "3",
+         "--save-steps", "1", "--beta", "0.05"]
+
+
+def _cmd(out: Path):
+    return [sys.executable, "-m", "evoquality", "evolve", "--out", str(out), *FLAGS]
+
+
+def _env():
+    return dict(os.environ, OMP_NUM_THREADS="1")
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_redoing_finished_work(tmp_path):
+    out = tmp_path / "run"
+    ckpt = out / "round_01" / "train" / "checkpoint-1" / "trainer_state.json"
+    proc = subprocess.Popen(_cmd(out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 400
+        while not ckpt.is_file():
+            assert proc.poll() is None, f"evolve exited early: {proc.stderr.read()[-3000:]}"
+            assert time.time() < deadline, "no checkpoint appeared"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)  # mid-training: stage 1 of round 1 is finished, stage 2 is not
+    finally:
+        proc.wait()
+    labels1 = out / "round_01" / "labels" / "labels.jsonl"
+    assert labels1.is_file() and not (out / "round_01" / "DONE").exists()
+    labels_before = (labels1.read_bytes(), labels1.stat().st_mtime_ns)
+    initial_before = (out / "initial_model" / "model.safetensors").stat().st_mtime_ns
+
+    done = subprocess.run(_cmd(out), env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = out / "round_02" / "train" / "model"
+    assert done.stdout.strip().splitlines()[-1] == str(final)
+
+    # Nothing finished was redone: stage-1 labels of round 1 and the initial model untouched.
+    assert (labels1.read_bytes(), labels1.stat().st_mtime_ns) == labels_before
+    assert (out / "initial_model" / "model.safetensors").stat().st_mtime_ns == initial_before
+    # Training resumed from the checkpoint the killed run left, and finished its steps.
+    summary1 = json.loads((out / "round_01" / "train" / "train_summary.json").read_text())
+    assert summary1["resumed_from"] is not None and summary1["resumed_from"].endswith(("checkpoint-1", "checkpoint-2"))
+    assert summary1["global_step"] == 3
+    # Round 2 relabelled with round 1's evolved model, and trained from it.
+    fp2 = json.loads((out / "round_02" / "labels" / "config.json").read_text())["fingerprint"]
+    assert fp2["model"] == str((out / "round_01" / "train" / "model").resolve())
+    assert json.loads((out / "round_02" / "train" / "train_summary.json").read_text())["model"] == str(
+        out / "round_01" / "train" / "model")
+    state = json.loads((out / "evolve.json").read_text())
+    assert [r["round"] for r in state["rounds"]] == [1, 2]
+    assert (final / "config.json").is_file() and (out / "round_02" / "DONE").is_file()
+
+    # A finished run started again does nothing and returns the same model.
+    mtime = (final / "model.safetensors").stat().st_mtime_ns
+    again = subprocess.run(_cmd(out), env=_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == str(final)
+    assert (final / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_resume_with_different_settings_is_refused(tmp_path):
+    first = EvolveSettings(out=str(tmp_path), train=make_config(None, {"beta": 0.05}))
+    _check_or_write_state(tmp_path, first, is_main=True)
+    _check_or_write_state(tmp_path, EvolveSettings(out=str(tmp_path), rounds=5, train=make_config(None, {"beta": 0.05})),
+                          is_main=True)  # more rounds: allowed (extends the run)
+    with pytest.raises(ValueError, match=r"different settings \(train\)"):
+        _check_or_write_state(tmp_path, EvolveSettings(out=str(tmp_path), train=make_config(None, {"beta": 0.1})),
+                              is_main=True)
+
+
+def test_round_settings(tmp_path):
+    s = EvolveSettings(out=str(tmp_path), label={"pairs": 10}, round2_variants=10, round2_same_content_pairs=50,
+                       train=make_config(None, {"seed": 4}))
+    r1 = label_config(s, 1, tmp_path / "m", "imgs", tmp_path / "l1")
+    r2 = label_config(s, 2, tmp_path / "m", "imgs", tmp_path / "l2")
+    assert (r1.seed, r1.variants, r1.same_content_pairs, r1.pairs) == (5, 0, 0, 10)
+    assert (r2.seed, r2.variants, r2.same_content_pairs) == (6, 10, 50)
+    with pytest.raises(ValueError, match="label config must not set 'model'"):
+        EvolveSettings(out="x", label={"model": "m"}).validate()
+    with pytest.raises(ValueError, match="rounds must be a positive int"):
+        EvolveSettings(out="x", rounds=0).validate()
