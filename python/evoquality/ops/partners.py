@@ -14,7 +14,7 @@ import torch
 from evoquality.ops import _checks
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq on tensors would be ambiguous
 class Partners:
     """CSR partner lists of `num_images` images.
 
