@@ -20,10 +20,15 @@ void check_dimensions(int64_t width, int64_t height, const DecodeOptions& opt, c
     throw ImageError(std::string(format) + ": invalid size " + std::to_string(width) + "x" + std::to_string(height) +
                      " (width and height must be >= 1)");
   }
-  // Both factors are < 2^32, so the product cannot overflow int64.
-  if (width * height > opt.max_image_pixels) {
+  if (width > 0x7FFFFFFF || height > 0x7FFFFFFF) {
+    throw ImageError(std::string(format) + ": invalid size " + std::to_string(width) + "x" + std::to_string(height) +
+                     " (sides above 2^31 - 1 are not valid in any supported format)");
+  }
+  // Division instead of a product: header fields reach 2^32 - 1 (PNG), and (2^32 - 1)^2 overflows int64.
+  if (width > opt.max_image_pixels / height) {
+    const unsigned long long pixels = static_cast<unsigned long long>(width) * static_cast<unsigned long long>(height);
     throw ImageError(std::string(format) + ": image of " + std::to_string(width) + "x" + std::to_string(height) +
-                     " = " + std::to_string(width * height) + " pixels exceeds max_image_pixels=" +
+                     " = " + std::to_string(pixels) + " pixels exceeds max_image_pixels=" +
                      std::to_string(opt.max_image_pixels) + " (possible decompression bomb)");
   }
 }

@@ -136,8 +136,8 @@ ImageInfo probe_png(const uint8_t* data, size_t size) {
   PngHeader h = parse_png_header(data, size);
   ImageInfo info;
   info.format = Format::Png;
-  info.width = int(h.width > 0x7FFFFFFFu ? 0x7FFFFFFF : h.width);
-  info.height = int(h.height > 0x7FFFFFFFu ? 0x7FFFFFFF : h.height);
+  info.width = h.width;
+  info.height = h.height;
   info.orientation = h.orientation;
   return info;
 }

@@ -39,8 +39,8 @@ struct RgbImage {
 // Header facts read without decoding pixels.
 struct ImageInfo {
   Format format = Format::Jpeg;
-  int width = 0;   // as stored (before any EXIF orientation)
-  int height = 0;
+  int64_t width = 0;   // as stored (before any EXIF orientation); wide enough for any header value
+  int64_t height = 0;
   int orientation = 1;  // EXIF orientation tag (1..8); 1 when absent or unreadable
 };
 

@@ -178,6 +178,7 @@ py::tuple preprocess(const py::list& inputs, int64_t min_pixels, int64_t max_pix
                              std::to_string(a.shape(2)) + ") dtype " + std::string(py::str(a.dtype())));
       }
       if (!(a.flags() & py::array::c_style)) throw py::value_error(what + ": image array must be C-contiguous");
+      if (a.shape(0) > 0x7FFFFFFF || a.shape(1) > 0x7FFFFFFF) throw py::value_error(what + ": image array too large");
       arrays.push_back(a.request());
       it.kind = Input::Array;
       it.data = static_cast<const uint8_t*>(arrays.back().ptr);
@@ -362,6 +363,7 @@ PYBIND11_MODULE(_native, m) {
   m.def("resize_bicubic", [](py::array_t<uint8_t, py::array::c_style> image, int height, int width) {
     if (image.ndim() != 3 || image.shape(2) != 3) throw py::value_error("image must have shape (H, W, 3)");
     if (height < 1 || width < 1) throw py::value_error("height and width must be >= 1");
+    if (image.shape(0) > 0x7FFFFFFF || image.shape(1) > 0x7FFFFFFF) throw py::value_error("image too large");
     const uint8_t* src = image.data();
     const int h = int(image.shape(0)), w = int(image.shape(1));
     RgbImage img;

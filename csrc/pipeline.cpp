@@ -42,8 +42,9 @@ Plan plan_encoded(const uint8_t* data, size_t size, const PipelineOptions& opt) 
   ImageInfo info = probe(data, size, opt.decode);
   Plan p;
   const bool swap = opt.decode.apply_exif_orientation && info.orientation >= 5;
-  p.src_height = swap ? info.width : info.height;
-  p.src_width = swap ? info.height : info.width;
+  // probe() has checked both sides against 2^31 - 1 and max_image_pixels.
+  p.src_height = int(swap ? info.width : info.height);
+  p.src_width = int(swap ? info.height : info.width);
   p = finish_plan(p, opt);
   if (opt.approx && info.format == Format::Jpeg && opt.do_resize) {
     // TJSCALED rounds up: ceil(side / d). Keep both decoded sides >= the resize target.

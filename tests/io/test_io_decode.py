@@ -133,6 +133,18 @@ def test_png_bomb_refused_before_allocation():
         eio.preprocess([bomb])
 
 
+def test_png_header_with_extreme_sizes():
+    # Found by the UBSan fuzz run: 0xFFFFFFFF x 0xFFFFFFFF once overflowed the pixel-count product.
+    for w, h in ((0xFFFFFFFF, 0xFFFFFFFF), (0x80000000, 3), (1, 0xFFFFFFFF)):
+        data = png_file(_ihdr(w, h), zlib.compress(b""))
+        _raises(data, f"invalid size {w}x{h} \\(sides above 2\\^31 - 1")
+        _raises(data, f"invalid size {w}x{h}", max_image_pixels=2**63 - 1)
+        with pytest.raises(eio.ImageDecodeError, match=f"invalid size {w}x{h}"):
+            eio.probe(data)
+    _raises(png_file(_ihdr(0x7FFFFFFF, 0x7FFFFFFF), zlib.compress(b"")),
+            f"2147483647x2147483647 = {0x7FFFFFFF ** 2} pixels exceeds max_image_pixels=178956970")
+
+
 def test_max_image_pixels_is_configurable():
     data = encoded_rgb(40, 50, "JPEG")
     _raises(data, "2000 pixels exceeds max_image_pixels=1999", max_image_pixels=1999)
