@@ -1,15 +1,35 @@
 """Fuzz harness for the native decoders and the batch pipeline.
 
-Every input must end in a result or an ImageDecodeError/ValueError; a crash, a hang, or any other exception is a
-finding. Two drivers share `check_one`:
+Every input must end in a result or an ImageDecodeError/ValueError; a crash, a sanitizer report, a hang or any
+other exception is a finding (the mutation driver saves the input as fuzz-crash-SEED-N.bin, libFuzzer as crash-*).
+Two drivers share `check_one`:
 
-  Long run (coverage-guided, atheris from PyPI; documented run: 1 hour per format family on 1 core):
-      python tests/io/fuzz_decode.py -atheris -max_total_time=3600 -rss_limit_mb=2048 CORPUS_DIR
-  (CORPUS_DIR starts empty or with real images; the built-in seeds are added at startup.)
+Short deterministic run (CI, tests/io/test_io_fuzz.py; no extra packages): mutations of the seed files (bit flips,
+byte overwrites, truncations, header-size edits, splices, duplicated chunks/markers):
+    python tests/io/fuzz_decode.py --iterations 2000 --seed 0
 
-  Short deterministic run (CI, no atheris needed): mutations of the seed files (bit flips, byte overwrites,
-  truncations, header-size edits, chunk splices):
-      python tests/io/fuzz_decode.py --iterations 3000 --seed 0
+Long runs (documented; both verified on Debian 12 on 2026-11-27):
+1. Mutation driver on a gcc ASan + UBSan build (no clang needed):
+    python -m pip wheel . --no-deps --no-build-isolation -w build/asan-wheel \
+        --config-settings=cmake.define.EVQ_SANITIZE=address,undefined --config-settings=build-dir=build/asan
+    python3 -m venv /tmp/asan-venv && /tmp/asan-venv/bin/pip install numpy pillow \
+        && /tmp/asan-venv/bin/pip install --no-deps build/asan-wheel/*.whl
+    LD_PRELOAD="$(gcc -print-file-name=libasan.so) /usr/lib/x86_64-linux-gnu/libstdc++.so.6" \
+    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        /tmp/asan-venv/bin/python tests/io/fuzz_decode.py --iterations 10000000 --seed 1 --time-budget 3600
+   (libstdc++ is preloaded so ASan can intercept C++ throws; Python's own leaks are not findings.)
+2. Coverage-guided atheris/libFuzzer on a clang build instrumented for coverage + ASan (apt: clang-14,
+   libclang-rt-14-dev; LTO off, the gold plugin crashes on sanitizer builds):
+    CC=clang-14 CXX=clang++-14 python -m pip wheel . --no-deps --no-build-isolation -w build/fuzz-wheel \
+        --config-settings=cmake.define.EVQ_SANITIZE=fuzzer-no-link,address \
+        --config-settings=cmake.define.CMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF --config-settings=build-dir=build/fuzz
+    python3 -m venv /tmp/fuzz-venv && /tmp/fuzz-venv/bin/pip install numpy pillow atheris \
+        && /tmp/fuzz-venv/bin/pip install --no-deps build/fuzz-wheel/*.whl
+    LD_PRELOAD="$(/tmp/fuzz-venv/bin/python -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so" \
+    ASAN_OPTIONS=detect_leaks=0 /tmp/fuzz-venv/bin/python tests/io/fuzz_decode.py -atheris \
+        -max_total_time=3600 -rss_limit_mb=3072 CORPUS_DIR
+   (the built-in seeds are written into CORPUS_DIR at startup; coverage is of csrc/ only, the system codec
+   libraries are not instrumented.)
 """
 
 from __future__ import annotations
