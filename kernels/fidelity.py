@@ -75,6 +75,14 @@ def _fidelity_kernel(
         tl.store(adv_ptr + i * G + g, adv, mask=gmask)
 
 
+def config(b: int, g: int, nnz: int) -> dict:
+    """Block sizes and warps for B images x G rollouts with nnz partner entries (host-side sizes: no sync)."""
+    block_g = _launch.block(g)
+    avg_partners = -(-nnz // max(b, 1))
+    block_p = _launch.block(avg_partners, at_most=max(1, min(64, 1024 // block_g)))
+    return {"BLOCK_G": block_g, "BLOCK_P": block_p, "num_warps": _launch.warps(block_g * block_p)}
+
+
 def fidelity_triton(
     scores: torch.Tensor, partners: Partners, valid, *, gamma: float, scale=None, eps: float = 1e-4
 ) -> FidelityAdvantages:
@@ -89,15 +97,12 @@ def fidelity_triton(
     fused = scale in ("group", "none")
     adv = torch.empty_like(rewards) if fused else rewards  # adv_ptr unused when not fused
     if b:
-        block_g = _launch.block(g)
-        avg_partners = -(-partners.indices.numel() // b)  # host-side sizes only: no device sync
-        block_p = _launch.block(avg_partners, at_most=max(1, min(64, 4096 // block_g)))
         valid_u8 = valid.contiguous().view(torch.uint8) if valid is not None else scores  # dummy pointer when absent
         _fidelity_kernel[(b,)](
             scores, valid_u8, partners.indptr, partners.indices, partners.p_star, rewards, adv,
             g, scores.stride(0), float(gamma), float(eps),
             HAS_VALID=valid is not None, ADV_MODE=SCALE_CODES[scale] if fused else _NO_ADVANTAGES, MIN_N=MIN_VALID,
-            BLOCK_G=block_g, BLOCK_P=block_p, num_warps=_launch.warps(block_g * block_p),
+            **config(b, g, partners.indices.numel()),
         )
     if scale is None:
         return FidelityAdvantages(rewards, None)

@@ -61,6 +61,11 @@ def batch_std(rewards: torch.Tensor) -> torch.Tensor:
     return _nanstd(r, dim=0).reshape(1)
 
 
+def config(g: int) -> dict:
+    block_g = _launch.block(g)
+    return {"BLOCK_G": block_g, "num_warps": _launch.warps(block_g)}
+
+
 def group_advantages_triton(rewards: torch.Tensor, *, scale: str, eps: float) -> torch.Tensor:
     """rewards (B, G) float (validated by the caller) -> advantages (B, G) float32."""
     rewards = rewards.contiguous()
@@ -69,9 +74,7 @@ def group_advantages_triton(rewards: torch.Tensor, *, scale: str, eps: float) ->
     if b == 0 or g == 0:
         return adv
     std = batch_std(rewards) if scale == "batch" else torch.zeros(1, dtype=torch.float32, device=rewards.device)
-    block_g = _launch.block(g)
     _group_advantage_kernel[(b,)](
-        rewards, adv, std, g, rewards.stride(0), float(eps),
-        SCALE=SCALE_CODES[scale], BLOCK_G=block_g, num_warps=_launch.warps(block_g),
+        rewards, adv, std, g, rewards.stride(0), float(eps), SCALE=SCALE_CODES[scale], **config(g),
     )
     return adv

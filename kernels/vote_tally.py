@@ -48,19 +48,22 @@ def _as_u8(t: torch.Tensor) -> torch.Tensor:
     return t.view(torch.uint8) if t.dtype == torch.bool else t
 
 
+def config(m: int, k: int) -> dict:
+    block_k = _launch.block(k, at_most=128)
+    block_m = _launch.block(m, at_most=max(1, 1024 // block_k))
+    return {"BLOCK_M": block_m, "BLOCK_K": block_k, "num_warps": _launch.warps(block_m * block_k)}
+
+
 def vote_tally_triton(votes, swapped, valid, *, label: str, min_margin: int) -> VoteTally:
     """votes (M, K), swapped/valid (M, K) bool or None (validated by the caller) -> VoteTally."""
     m, k = votes.shape
     out = [torch.empty(m, dtype=torch.int64, device=votes.device) for _ in range(3)]
     if m:
         v = _as_u8(votes)
-        block_k = _launch.block(k, at_most=128)
-        block_m = _launch.block(m, at_most=max(1, 4096 // block_k))
-        _vote_tally_kernel[(triton.cdiv(m, block_m),)](
+        cfg = config(m, k)
+        _vote_tally_kernel[(triton.cdiv(m, cfg["BLOCK_M"]),)](
             v, _as_u8(swapped) if swapped is not None else v, _as_u8(valid) if valid is not None else v,
-            *out, m, k,
-            HAS_SWAPPED=swapped is not None, HAS_VALID=valid is not None, BLOCK_M=block_m, BLOCK_K=block_k,
-            num_warps=_launch.warps(block_m * block_k),
+            *out, m, k, HAS_SWAPPED=swapped is not None, HAS_VALID=valid is not None, **cfg,
         )
     wins_i, wins_j, invalid = out
     p, low = _label(wins_i, wins_j, label, min_margin)
