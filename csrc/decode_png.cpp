@@ -1,8 +1,10 @@
 // PNG through libpng's low-level API. Colour rules follow Pillow's PngImagePlugin + convert("RGB"): 16-bit samples
 // keep their high byte (RGB;16B, LA;16B, RGBA;16B), except 16-bit grayscale, which Pillow opens as "I;16" and
-// converts to RGB by clamping the value to 255; palette and tRNS transparency become alpha; alpha is composited
-// onto white. libpng reports errors through longjmp, so the setjmp frame below touches only raw pointers and
-// PODs (no C++ objects with destructors live across it).
+// converts to RGB by clamping the value to 255; palette transparency becomes alpha; alpha is composited onto white.
+// A tRNS colour key on a gray or RGB image is applied as Pillow does: the *raw* tRNS sample values are compared with
+// the 8-bit output pixel (right for 8-bit images; for 2/4-bit gray and 16-bit RGB this is Pillow's own quirk, kept
+// for exactness), and keyed pixels become white. libpng reports errors through longjmp, so the setjmp frame below
+// touches only raw pointers and PODs (no C++ objects with destructors live across it).
 #include <png.h>
 
 #include <csetjmp>
@@ -23,6 +25,7 @@ struct PngHeader {
   uint32_t width = 0, height = 0;
   int bit_depth = 0, color_type = 0, interlace = 0;
   bool has_trns = false;
+  uint16_t trns[3] = {0, 0, 0};  // raw tRNS key of a gray (trns[0]) or RGB image
   int orientation = 1;
 };
 
@@ -39,14 +42,22 @@ PngHeader parse_png_header(const uint8_t* d, size_t n) {
   h.color_type = d[25];
   h.interlace = d[28];
   size_t p = 8;
+  bool seen_idat = false;
   while (p + 12 <= n) {
     uint32_t len = be32(d + p);
     const uint8_t* type = d + p + 4;
     if (len > 0x7FFFFFFFu) break;
-    if (std::memcmp(type, "IDAT", 4) == 0 || std::memcmp(type, "IEND", 4) == 0) {
-      if (std::memcmp(type, "IEND", 4) == 0) break;
-    } else if (std::memcmp(type, "tRNS", 4) == 0) {
+    if (std::memcmp(type, "IEND", 4) == 0) break;
+    if (std::memcmp(type, "IDAT", 4) == 0) {
+      seen_idat = true;
+    } else if (std::memcmp(type, "tRNS", 4) == 0 && !seen_idat) {  // a tRNS after image data is ignored (libpng too)
       h.has_trns = true;
+      const uint8_t* v = d + p + 8;
+      if (h.color_type == PNG_COLOR_TYPE_GRAY && len >= 2 && p + 10 <= n) {
+        h.trns[0] = uint16_t((v[0] << 8) | v[1]);
+      } else if (h.color_type == PNG_COLOR_TYPE_RGB && len >= 6 && p + 14 <= n) {
+        for (int c = 0; c < 3; ++c) h.trns[c] = uint16_t((v[2 * c] << 8) | v[2 * c + 1]);
+      }
     } else if (std::memcmp(type, "eXIf", 4) == 0 && p + 8 + size_t(len) <= n) {
       h.orientation = exif_orientation_from_tiff(d + p + 8, len);
     }
@@ -89,7 +100,9 @@ void on_read(png_structp png, png_bytep out, png_size_t len) {
 
 // The setjmp frame. `rows` points at `height` row pointers, each `rowbytes` long. Returns false with st->message
 // set on any libpng error.
-bool read_rows(ReadState* st, const PngHeader& hdr, png_bytepp rows, size_t rowbytes, bool expand_to_8bit) {
+enum class Layout { Rgb8OrRgba8, Rgb8KeepKey, Gray16 };
+
+bool read_rows(ReadState* st, const PngHeader& hdr, png_bytepp rows, size_t rowbytes, Layout layout) {
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, st, on_error, on_warning);
   if (!png) {
     std::snprintf(st->message, sizeof st->message, "cannot create a libpng reader");
@@ -111,12 +124,16 @@ bool read_rows(ReadState* st, const PngHeader& hdr, png_bytepp rows, size_t rowb
   png_set_chunk_malloc_max(png, 8u << 20);
   png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_DEFAULT);
   png_read_info(png, info);
-  if (expand_to_8bit) {
-    png_set_expand(png);  // palette -> RGB, gray < 8 bit -> 8 bit (bit replication as Pillow), tRNS -> alpha
+  if (layout == Layout::Gray16) {
+    png_set_swap(png);  // 16-bit gray: native little-endian samples
+  } else {
+    if (layout == Layout::Rgb8OrRgba8) {
+      png_set_expand(png);  // palette -> RGB, gray < 8 bit -> 8 bit (bit replication as Pillow), tRNS -> alpha
+    } else {
+      png_set_expand_gray_1_2_4_to_8(png);  // the tRNS key is applied afterwards, Pillow's way
+    }
     png_set_strip_16(png);  // high byte, as Pillow's ;16B raw modes
     png_set_gray_to_rgb(png);
-  } else {
-    png_set_swap(png);  // 16-bit gray: native little-endian samples
   }
   int passes = png_set_interlace_handling(png);
   png_read_update_info(png, info);
@@ -146,7 +163,8 @@ RgbImage decode_png(const uint8_t* data, size_t size, const DecodeOptions& opt) 
   PngHeader h = parse_png_header(data, size);
   check_dimensions(h.width, h.height, opt, "PNG");
   const bool gray16 = h.color_type == PNG_COLOR_TYPE_GRAY && h.bit_depth == 16;
-  const bool alpha = (h.color_type & PNG_COLOR_MASK_ALPHA) != 0 || h.has_trns;
+  const bool color_key = h.has_trns && (h.color_type == PNG_COLOR_TYPE_GRAY || h.color_type == PNG_COLOR_TYPE_RGB);
+  const bool alpha = (h.color_type & PNG_COLOR_MASK_ALPHA) != 0 || (h.has_trns && !color_key);
   const size_t w = h.width, ht = h.height;
   // Bytes per pixel after the transforms in read_rows: 16-bit gray stays 2 bytes; everything else is RGB or RGBA.
   const size_t bpp = gray16 ? 2 : (alpha ? 4 : 3);
@@ -158,12 +176,26 @@ RgbImage decode_png(const uint8_t* data, size_t size, const DecodeOptions& opt) 
   std::vector<png_bytep> rows(ht);
   for (size_t y = 0; y < ht; ++y) rows[y] = raw.data() + y * rowbytes;
   ReadState st{data, size, 0, opt.strict, {0}};
-  if (!read_rows(&st, h, rows.data(), rowbytes, !gray16)) {
+  const Layout layout = gray16 ? Layout::Gray16 : color_key ? Layout::Rgb8KeepKey : Layout::Rgb8OrRgba8;
+  if (!read_rows(&st, h, rows.data(), rowbytes, layout)) {
     throw ImageError(std::string("PNG decode failed: ") + st.message);
   }
   RgbImage out;
   out.width = int(w);
   out.height = int(ht);
+  if (color_key) {
+    // Pillow's key: a 1-bit image is mode "1" (raw 1 means 255); otherwise the raw sample values, which an 8-bit
+    // pixel can only equal when they are < 256.
+    uint16_t key[3];
+    for (int c = 0; c < 3; ++c) {
+      uint16_t v = h.color_type == PNG_COLOR_TYPE_GRAY ? h.trns[0] : h.trns[c];
+      key[c] = (h.color_type == PNG_COLOR_TYPE_GRAY && h.bit_depth == 1) ? (v & 1 ? 255 : 0) : v;
+    }
+    uint8_t* px = raw.data();
+    for (size_t i = 0; i < w * ht; ++i, px += 3) {
+      if (px[0] == key[0] && px[1] == key[1] && px[2] == key[2]) px[0] = px[1] = px[2] = 255;
+    }
+  }
   if (!gray16 && !alpha) {
     out.data = std::move(raw);
     return out;

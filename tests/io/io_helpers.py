@@ -59,6 +59,13 @@ def mode_variants(seed: int = 0) -> dict[str, bytes]:
         "PNG-gray16": encode(Image.fromarray(gray16), "PNG"),
         "PNG-interlaced": _interlaced_png(rgb),
         "PNG-rgb16": _png16(rgb16),
+        "PNG-rgb16-trns-low": _png16(rgb16 // 257, trns=tuple(int(v) for v in (rgb16 // 257)[0, 0])),
+        "PNG-rgb16-trns-high": _png16(rgb16, trns=tuple(int(v) for v in rgb16[0, 0])),
+        "PNG-gray2-trns": _png_gray_lowbit(rng.integers(0, 4, (37, 53)), 2, trns=1),
+        "PNG-gray4-trns": _png_gray_lowbit(rng.integers(0, 16, (37, 53)), 4, trns=3),
+        "PNG-gray4-trns0": _png_gray_lowbit(rng.integers(0, 16, (37, 53)), 4, trns=0),
+        "PNG-gray1-trns": _png_gray_lowbit(rng.integers(0, 2, (37, 53)), 1, trns=1),
+        "PNG-gray2": _png_gray_lowbit(rng.integers(0, 4, (37, 53)), 2),
         "JPEG-rgb": encode(rgb, "JPEG", quality=90),
         "JPEG-gray": encode(gray, "JPEG", quality=90),
         "JPEG-cmyk": encode(rgb.convert("CMYK"), "JPEG", quality=90),
@@ -72,12 +79,24 @@ def mode_variants(seed: int = 0) -> dict[str, bytes]:
     return cases
 
 
-def _png16(rgb16: np.ndarray) -> bytes:
-    """16-bit RGB PNG (Pillow cannot write one): a minimal writer with zlib, filter type 0 on every row."""
+def _png16(rgb16: np.ndarray, trns: tuple[int, int, int] | None = None) -> bytes:
+    """16-bit RGB PNG (Pillow cannot write one), optionally with a tRNS colour key: filter type 0 on every row."""
     h, w, _ = rgb16.shape
     raw = b"".join(b"\x00" + rgb16[y].astype(">u2").tobytes() for y in range(h))
+    extra = png_chunk(b"tRNS", struct.pack(">HHH", *trns)) if trns is not None else b""
+    return png_file(struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0), zlib.compress(raw), extra)
 
-    return png_file(struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0), zlib.compress(raw))
+
+def _png_gray_lowbit(values: np.ndarray, depth: int, trns: int | None = None) -> bytes:
+    """1/2/4-bit grayscale PNG from sample values, optionally with a tRNS key (Pillow cannot write these)."""
+    h, w = values.shape
+    raw = b""
+    for row in values:
+        bits = "".join(format(int(v), f"0{depth}b") for v in row)
+        bits += "0" * (-len(bits) % 8)
+        raw += b"\x00" + int(bits, 2).to_bytes(len(bits) // 8, "big")
+    extra = png_chunk(b"tRNS", struct.pack(">H", trns)) if trns is not None else b""
+    return png_file(struct.pack(">IIBBBBB", w, h, depth, 0, 0, 0, 0), zlib.compress(raw), extra)
 
 
 def _interlaced_png(rgb: Image.Image) -> bytes:
