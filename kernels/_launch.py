@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import triton
-
 
 def block(n: int, *, at_least: int = 1, at_most: int = 1 << 16) -> int:
-    """Smallest power of two >= n, clamped to [at_least, at_most]."""
-    return max(at_least, min(at_most, triton.next_power_of_2(max(int(n), 1))))
+    """Smallest power of two >= n, clamped to [at_least, at_most]. Plain Python: triton.next_power_of_2 costs
+    ~10 us per call in Triton 3.7 (a wrapped constexpr function), a third of the fused op's launch budget."""
+    n = max(int(n), 1)
+    return max(at_least, min(at_most, 1 << (n - 1).bit_length()))
 
 
 def warps(tile_elements: int) -> int:

@@ -8,6 +8,7 @@ advantages fused, the same program z-scores its group: the whole training-step r
 
 from __future__ import annotations
 
+import functools
 import torch
 import triton
 import triton.language as tl
@@ -75,6 +76,7 @@ def _fidelity_kernel(
         tl.store(adv_ptr + i * G + g, adv, mask=gmask)
 
 
+@functools.lru_cache(maxsize=512)  # shapes repeat every step: keep launch overhead low
 def config(b: int, g: int, nnz: int) -> dict:
     """Block sizes and warps for B images x G rollouts with nnz partner entries (host-side sizes: no sync)."""
     block_g = _launch.block(g)

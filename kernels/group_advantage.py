@@ -6,6 +6,7 @@ kernel so both compute advantages with the same code.
 
 from __future__ import annotations
 
+import functools
 import torch
 import triton
 import triton.language as tl
@@ -61,6 +62,7 @@ def batch_std(rewards: torch.Tensor) -> torch.Tensor:
     return _nanstd(r, dim=0).reshape(1)
 
 
+@functools.lru_cache(maxsize=512)  # shapes repeat every step: keep launch overhead low
 def config(g: int) -> dict:
     block_g = _launch.block(g)
     return {"BLOCK_G": block_g, "num_warps": _launch.warps(block_g)}

@@ -6,6 +6,7 @@ A program owns BLOCK_M pairs and walks their K votes BLOCK_K at a time; counts a
 
 from __future__ import annotations
 
+import functools
 import torch
 import triton
 import triton.language as tl
@@ -48,6 +49,7 @@ def _as_u8(t: torch.Tensor) -> torch.Tensor:
     return t.view(torch.uint8) if t.dtype == torch.bool else t
 
 
+@functools.lru_cache(maxsize=512)  # shapes repeat every step: keep launch overhead low
 def config(m: int, k: int) -> dict:
     block_k = _launch.block(k, at_most=128)
     block_m = _launch.block(m, at_most=max(1, 1024 // block_k))
