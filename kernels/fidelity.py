@@ -95,9 +95,9 @@ def fidelity_triton(
     """
     scores = scores.contiguous()
     b, g = scores.shape
-    rewards = torch.empty(b, g, dtype=torch.float32, device=scores.device)
     fused = scale in ("group", "none")
-    adv = torch.empty_like(rewards) if fused else rewards  # adv_ptr unused when not fused
+    out = torch.empty(2 if fused else 1, b, g, dtype=torch.float32, device=scores.device)  # one allocation
+    rewards, adv = out[0], out[-1]  # adv_ptr is unused when not fused
     if b:
         valid_u8 = valid.contiguous().view(torch.uint8) if valid is not None else scores  # dummy pointer when absent
         _fidelity_kernel[(b,)](
