@@ -28,7 +28,9 @@ def decode(
 def smart_resize(
     height: int, width: int, factor: int = 28, min_pixels: int = 3136, max_pixels: int = 1003520
 ) -> tuple[int, int]: ...
-def resize_bicubic(image: npt.NDArray[np.uint8], height: int, width: int) -> npt.NDArray[np.uint8]: ...
+def resize_bicubic(
+    image: npt.NDArray[np.uint8], height: int, width: int, pass_order: str = "pillow13"
+) -> npt.NDArray[np.uint8]: ...
 def preprocess(
     inputs: Sequence[_Input],
     *,
@@ -51,4 +53,5 @@ def preprocess(
     num_threads: int = 0,
     on_error: str = "raise",
     out: np.ndarray | None = None,
+    pass_order: str = "pillow13",
 ) -> tuple[np.ndarray, npt.NDArray[np.int64], list[tuple[int, str]]]: ...

@@ -113,6 +113,12 @@ PatchSpec patch_spec(int patch_size, int temporal_patch_size, int merge_size, bo
   return s;
 }
 
+PassOrder parse_pass_order(const std::string& p) {
+  if (p == "pillow13") return PassOrder::Pillow13;
+  if (p == "horizontal_first") return PassOrder::HorizontalFirst;
+  throw py::value_error("pass_order must be 'pillow13' or 'horizontal_first', got '" + p + "'");
+}
+
 OutDtype parse_dtype(const std::string& d) {
   if (d == "float32") return OutDtype::Float32;
   if (d == "bfloat16") return OutDtype::BFloat16;
@@ -134,7 +140,8 @@ py::tuple preprocess(const py::list& inputs, int64_t min_pixels, int64_t max_pix
                      int temporal_patch_size, int merge_size, bool do_resize, bool do_rescale, double rescale_factor,
                      bool do_normalize, const std::vector<double>& image_mean, const std::vector<double>& image_std,
                      const std::string& dtype, bool approx, int64_t max_image_pixels, bool strict,
-                     bool apply_exif_orientation, int num_threads, const std::string& on_error, py::object out) {
+                     bool apply_exif_orientation, int num_threads, const std::string& on_error, py::object out,
+                     const std::string& pass_order) {
   if (on_error != "raise" && on_error != "skip") {
     throw py::value_error("on_error must be 'raise' or 'skip', got '" + on_error + "'");
   }
@@ -151,6 +158,7 @@ py::tuple preprocess(const py::list& inputs, int64_t min_pixels, int64_t max_pix
                          image_mean, image_std);
   opt.dtype = parse_dtype(dtype);
   opt.approx = approx;
+  opt.pass_order = parse_pass_order(pass_order);
   const int64_t dim = patch_dim(opt.patch, opt.dtype);
   const int threads = num_threads > 0 ? num_threads : int(std::max(1u, std::thread::hardware_concurrency()));
 
@@ -360,7 +368,9 @@ PYBIND11_MODULE(_native, m) {
   }, py::arg("height"), py::arg("width"), py::arg("factor") = 28, py::arg("min_pixels") = 56 * 56,
   py::arg("max_pixels") = 28 * 28 * 1280);
 
-  m.def("resize_bicubic", [](py::array_t<uint8_t, py::array::c_style> image, int height, int width) {
+  m.def("resize_bicubic", [](py::array_t<uint8_t, py::array::c_style> image, int height, int width,
+                             const std::string& pass_order) {
+    const PassOrder order = parse_pass_order(pass_order);
     if (image.ndim() != 3 || image.shape(2) != 3) throw py::value_error("image must have shape (H, W, 3)");
     if (height < 1 || width < 1) throw py::value_error("height and width must be >= 1");
     if (image.shape(0) > 0x7FFFFFFF || image.shape(1) > 0x7FFFFFFF) throw py::value_error("image too large");
@@ -369,10 +379,10 @@ PYBIND11_MODULE(_native, m) {
     RgbImage img;
     {
       py::gil_scoped_release release;
-      img = resize_bicubic(src, w, h, width, height);
+      img = resize_bicubic(src, w, h, width, height, order);
     }
     return to_array(std::move(img));
-  }, py::arg("image"), py::arg("height"), py::arg("width"),
+  }, py::arg("image"), py::arg("height"), py::arg("width"), py::arg("pass_order") = "pillow13",
   "Bicubic resize of an (H, W, 3) uint8 array, bit-identical to Pillow's Image.resize(..., BICUBIC).");
 
   m.def("preprocess", &preprocess, py::arg("inputs"), py::kw_only(), py::arg("min_pixels"), py::arg("max_pixels"),
@@ -381,7 +391,7 @@ PYBIND11_MODULE(_native, m) {
         py::arg("do_normalize") = true, py::arg("image_mean"), py::arg("image_std"), py::arg("dtype") = "float32",
         py::arg("approx") = false, py::arg("max_image_pixels") = kDefaultMaxImagePixels, py::arg("strict") = true,
         py::arg("apply_exif_orientation") = false, py::arg("num_threads") = 0, py::arg("on_error") = "raise",
-        py::arg("out") = py::none(),
+        py::arg("out") = py::none(), py::arg("pass_order") = "pillow13",
         "Batch: inputs (bytes, buffers, str paths or (H, W, 3) uint8 arrays) -> (pixel_values (N, D), "
         "image_grid_thw (B, 3) int64, skipped [(index, message)]).");
 }

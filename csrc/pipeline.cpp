@@ -31,7 +31,7 @@ Plan finish_plan(Plan p, const PipelineOptions& opt) {
 
 void resize_and_patchify(RgbImage img, const PipelineOptions& opt, const Plan& plan, void* out) {
   if (img.width != plan.out_width || img.height != plan.out_height) {
-    img = resize_bicubic(img.data.data(), img.width, img.height, plan.out_width, plan.out_height);
+    img = resize_bicubic(img.data.data(), img.width, img.height, plan.out_width, plan.out_height, opt.pass_order);
   }
   patchify(img.data.data(), img.width, img.height, opt.patch, opt.dtype, out);
 }
@@ -80,7 +80,7 @@ void run_array(const uint8_t* rgb, int height, int width, const PipelineOptions&
     patchify(rgb, width, height, opt.patch, opt.dtype, out);
     return;
   }
-  RgbImage img = resize_bicubic(rgb, width, height, plan.out_width, plan.out_height);
+  RgbImage img = resize_bicubic(rgb, width, height, plan.out_width, plan.out_height, opt.pass_order);
   patchify(img.data.data(), img.width, img.height, opt.patch, opt.dtype, out);
 }
 

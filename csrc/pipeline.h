@@ -21,6 +21,7 @@ struct PipelineOptions {
   // Approximate mode: JPEG DCT-domain downscale by the largest 1/2^k keeping both sides >= the target, then the
   // same bicubic resampler. Not bit-exact (see evoquality.io docs for the measured error).
   bool approx = false;
+  PassOrder pass_order = PassOrder::Pillow13;  // match the Pillow that the reference transformers path uses
 };
 
 // What the header says an image will become, decided before any pixel is decoded.

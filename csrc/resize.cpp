@@ -211,7 +211,7 @@ Taps bicubic_taps(int in_size, int out_size) {
   return t;
 }
 
-RgbImage resize_bicubic(const uint8_t* src, int width, int height, int out_width, int out_height) {
+RgbImage resize_bicubic(const uint8_t* src, int width, int height, int out_width, int out_height, PassOrder order) {
   if (width < 1 || height < 1 || out_width < 1 || out_height < 1) {
     throw ImageError("resize: input and output sizes must be >= 1, got " + std::to_string(width) + "x" +
                      std::to_string(height) + " -> " + std::to_string(out_width) + "x" + std::to_string(out_height));
@@ -224,11 +224,11 @@ RgbImage resize_bicubic(const uint8_t* src, int width, int height, int out_width
     out.data.assign(src, src + size_t(width) * height * 3);
     return out;
   }
-  // Pass order. Pillow <= 12 always ran the horizontal pass first; Pillow 13.0 runs the vertical pass first when
-  // the height shrinks and 2*(out_w - w) > out_h - h. That rule was measured against Pillow 13.0 over random
-  // sizes (the order changes the uint8 intermediate, hence the result), and tests/io re-checks it against Pillow.
-  const bool vertical_first =
-      need_h && need_v && out_height < height && 2LL * (out_width - width) > int64_t(out_height) - height;
+  // Pass order. Pillow <= 12 (measured: 12.0.0) always runs the horizontal pass first; Pillow 13.0 runs the vertical
+  // pass first when the height shrinks and 2*(out_w - w) > out_h - h. That rule was measured against Pillow 13.0
+  // over random sizes, not read from its source; tests/io re-checks it against the installed Pillow.
+  const bool vertical_first = order == PassOrder::Pillow13 && need_h && need_v && out_height < height &&
+                              2LL * (out_width - width) > int64_t(out_height) - height;
   out.data.resize(checked_mul(size_t(out_width) * 3, size_t(out_height), "resize output"));
   if (vertical_first) {
     Taps tv = bicubic_taps(height, out_height), th = bicubic_taps(width, out_width);

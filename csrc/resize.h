@@ -26,8 +26,13 @@ struct Taps {
 };
 Taps bicubic_taps(int in_size, int out_size);
 
-// Packed-RGB bicubic resize (stride 3*width) in Pillow's two passes with a clipped uint8 intermediate; the pass
-// order follows Pillow 13.0 (see resize.cpp). Equal sizes return a copy.
-RgbImage resize_bicubic(const uint8_t* src, int width, int height, int out_width, int out_height);
+// Which Pillow's pass order to reproduce: the order changes the clipped uint8 intermediate, hence the result.
+// Pillow <= 12 always runs the horizontal pass first; Pillow 13 sometimes runs the vertical pass first.
+enum class PassOrder { Pillow13, HorizontalFirst };
+
+// Packed-RGB bicubic resize (stride 3*width) in Pillow's two passes with a clipped uint8 intermediate, in the pass
+// order of `order` (see resize.cpp). Equal sizes return a copy.
+RgbImage resize_bicubic(const uint8_t* src, int width, int height, int out_width, int out_height,
+                        PassOrder order = PassOrder::Pillow13);
 
 }  // namespace evq

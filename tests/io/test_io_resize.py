@@ -64,3 +64,24 @@ def test_resize_argument_errors():
         eio.resize_bicubic(np.zeros((4, 4, 3), np.float32), 2, 2)
     with pytest.raises(ValueError, match="height and width must be >= 1"):
         eio.resize_bicubic(np.zeros((4, 4, 3), np.uint8), 0, 2)
+
+
+def test_pass_order_follows_installed_pillow():
+    import PIL
+
+    from evoquality.io.pipeline import installed_pillow_pass_order
+
+    expected = "pillow13" if int(PIL.__version__.split(".")[0]) >= 13 else "horizontal_first"
+    assert installed_pillow_pass_order() == expected
+
+
+@pytest.mark.parametrize("H,W,h,w", [(120, 120, 12, 90), (427, 640, 420, 644), (100, 100, 90, 120)])
+def test_horizontal_first_order_is_pillow12(H, W, h, w):
+    # Pillow <= 12 always resized horizontally first: the same as two single-axis Pillow resizes, width first.
+    # These sizes are ones where Pillow 13 runs the vertical pass first instead, so the orders give different bits.
+    img = np.random.default_rng(H + w).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    old = eio.resize_bicubic(img, h, w, pass_order="horizontal_first")
+    np.testing.assert_array_equal(old, resize_ref(resize_ref(img, H, w), h, w))
+    assert not np.array_equal(old, eio.resize_bicubic(img, h, w, pass_order="pillow13"))
+    with pytest.raises(ValueError, match="pass_order must be one of"):
+        eio.resize_bicubic(img, h, w, pass_order="vertical_first")

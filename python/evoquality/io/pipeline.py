@@ -7,6 +7,8 @@ bit-identical to transformers' ``Qwen2VLImageProcessorPil`` (``approx=True`` tra
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -25,6 +27,29 @@ def _native():
         raise RuntimeError("evoquality._native is not built; reinstall with `pip install .` (needs libturbojpeg, "
                            "libpng and libwebp development packages) or use evoquality.io.reference")
     return ext
+
+
+PASS_ORDERS = ("pillow13", "horizontal_first")
+
+
+@functools.lru_cache(maxsize=None)
+def installed_pillow_pass_order() -> str:
+    """The resize pass order of the installed Pillow, which the transformers PIL path uses: Pillow 13 sometimes
+    runs the vertical pass first, Pillow <= 12 never does (the results differ in the last bit). Without Pillow:
+    Pillow 13's."""
+    try:
+        major = int(importlib.metadata.version("pillow").split(".")[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return "pillow13"
+    return "pillow13" if major >= 13 else "horizontal_first"
+
+
+def _pass_order(pass_order: str | None) -> str:
+    if pass_order is None:
+        return installed_pillow_pass_order()
+    if pass_order not in PASS_ORDERS:
+        raise ValueError(f"pass_order must be one of {PASS_ORDERS} or None, got {pass_order!r}")
+    return pass_order
 
 
 def native_available() -> bool:
@@ -57,11 +82,13 @@ def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 56
     return tuple(_native().smart_resize(height, width, factor, min_pixels, max_pixels))
 
 
-def resize_bicubic(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(H, W, 3) uint8 -> (height, width, 3) uint8, bit-identical to Pillow's Image.resize(..., BICUBIC)."""
+def resize_bicubic(image: np.ndarray, height: int, width: int, *, pass_order: str | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 -> (height, width, 3) uint8, bit-identical to Pillow's Image.resize(..., BICUBIC).
+
+    pass_order: "pillow13" | "horizontal_first" (Pillow <= 12); None = that of the installed Pillow."""
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
         raise ValueError(f"image must be an (H, W, 3) uint8 array, got {getattr(image, 'shape', type(image))}")
-    return _native().resize_bicubic(np.ascontiguousarray(image), height, width)
+    return _native().resize_bicubic(np.ascontiguousarray(image), height, width, _pass_order(pass_order))
 
 
 @dataclass
@@ -110,7 +137,8 @@ def preprocess(images: Sequence, *, min_pixels: int = 56 * 56, max_pixels: int =
                do_resize: bool = True, do_rescale: bool = True, rescale_factor: float = 1 / 255,
                do_normalize: bool = True, dtype: str = "float32", approx: bool = False, strict: bool = True,
                max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, apply_exif_orientation: bool = False,
-               num_threads: int | None = None, on_error: str = "raise", out=None) -> Preprocessed:
+               num_threads: int | None = None, on_error: str = "raise", out=None,
+               pass_order: str | None = None) -> Preprocessed:
     """A batch of images -> Qwen2.5-VL ``pixel_values`` and ``image_grid_thw`` in one call.
 
     dtype: "float32" (transformers' output, exact), "bfloat16" (round-to-nearest-even of it) or "uint8" (the
@@ -119,6 +147,8 @@ def preprocess(images: Sequence, *, min_pixels: int = 56 * 56, max_pixels: int =
     on_error: "raise" (ImageDecodeError naming the first failing input) or "skip" (drop it, report in .skipped).
     out: optional caller buffer of shape (>= N, D) and matching dtype (numpy or CPU torch tensor) written in place;
     the result's pixel_values is then a view of its first N rows.
+    pass_order: the bicubic pass order to reproduce ("pillow13" | "horizontal_first"); None = the installed
+    Pillow's, so the output equals transformers' PIL path in this environment.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -133,5 +163,5 @@ def preprocess(images: Sequence, *, min_pixels: int = 56 * 56, max_pixels: int =
         rescale_factor=rescale_factor, do_normalize=do_normalize, image_mean=list(image_mean),
         image_std=list(image_std), dtype=dtype, approx=approx, max_image_pixels=max_image_pixels, strict=strict,
         apply_exif_orientation=apply_exif_orientation, num_threads=threads, on_error=on_error,
-        out=_out_array(out, dtype))
+        out=_out_array(out, dtype), pass_order=_pass_order(pass_order))
     return Preprocessed(pixel_values, grid, dtype, [tuple(s) for s in skipped])
