@@ -76,13 +76,13 @@ def _fidelity_ref(scores, partners: Partners, valid, gamma) -> torch.Tensor:
     s = scores.to(mu.dtype)
     rows, cols = partners.rows(), partners.indices
     p_star = partners.p_star.to(mu.dtype)[:, None]
-    usable = (n[rows] >= MIN_VALID) & (n[cols] >= MIN_VALID)  # (nnz,)
-    rows, cols, p_star = rows[usable], cols[usable], p_star[usable]
+    usable = (n[rows] >= MIN_VALID) & (n[cols] >= MIN_VALID)  # (nnz,): statistics on both sides
     z = (s[rows] - mu[cols, None]) / torch.sqrt(var[rows, None] + var[cols, None] + gamma)  # (nnz, G)
-    p = 0.5 * (1.0 + torch.erf(z / math.sqrt(2.0)))  # Phi, Eq. 2
+    p = 0.5 * (1.0 + torch.erf(z * (1.0 / math.sqrt(2.0))))  # Phi, Eq. 2
     f = torch.sqrt(p_star * p) + torch.sqrt((1.0 - p_star) * (1.0 - p))  # Eq. 3 summand
+    f = torch.where(usable[:, None], f, 0.0)  # unusable partners (NaN statistics) contribute nothing
     total = torch.zeros_like(s).index_add_(0, rows, f)
-    count = torch.zeros(s.shape[0], dtype=s.dtype, device=s.device).index_add_(0, rows, torch.ones_like(rows, dtype=s.dtype))
+    count = torch.zeros(s.shape[0], dtype=s.dtype, device=s.device).index_add_(0, rows, usable.to(s.dtype))
     reward = total / count[:, None]  # 0/0 = NaN for images without usable partners
     return torch.where(ok & (count[:, None] > 0), reward, torch.full_like(reward, float("nan")))
 

@@ -44,10 +44,11 @@ class Partners:
                 f"got start {int(indptr[0])}, end {int(indptr[-1])}"
             )
         num_images = indptr.numel() - 1
+        rows = torch.repeat_interleave(torch.arange(num_images, device=indptr.device), counts)
+        object.__setattr__(self, "_rows", rows)  # kept: the reference reads it every step
         if indices.numel():
             if bool(((indices < 0) | (indices >= num_images)).any()):
                 raise ValueError(f"indices must lie in [0, {num_images}), got min {int(indices.min())} max {int(indices.max())}")
-            rows = torch.repeat_interleave(torch.arange(num_images, device=indptr.device), counts)
             if bool((rows == indices).any()):
                 raise ValueError("indices must not list an image as its own partner")
             keys = rows * num_images + indices
@@ -68,7 +69,7 @@ class Partners:
 
     def rows(self) -> torch.Tensor:
         """(nnz,) int64: the image each CSR entry belongs to."""
-        return torch.repeat_interleave(torch.arange(self.num_images, device=self.device), self.indptr.diff())
+        return self._rows
 
     def to_dense(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(mask (B, B) bool, p_star (B, B) float32 with 0 where there is no partner)."""
