@@ -149,6 +149,11 @@ def test_errors_name_the_input_and_skip_mode(tmp_path):
     assert "JPEG decode failed" in got.skipped[1][1]
 
 
+def test_empty_batch():
+    r = eio.preprocess([])
+    assert r.pixel_values.shape == (0, 1176) and r.image_grid_thw.shape == (0, 3) and r.skipped == []
+
+
 def test_argument_errors():
     blob = encoded_rgb(30, 30, "PNG")
     with pytest.raises(ValueError, match="dtype must be one of"):
