@@ -179,6 +179,10 @@ def test_errors_name_the_argument():
         (lambda: fidelity_reward(s, p, gamma=0.0), "gamma must be a positive finite number"),
         (lambda: fidelity_advantages(s, p, scale="global"), "scale must be one of"),
         (lambda: fidelity_advantages(s, p, eps=-1.0), "eps must be a positive number"),
+        # devices: "meta" stands in for a second device on a CPU-only machine
+        (lambda: fidelity_reward(s.to("meta"), p), r"partners must be on the device of scores \(meta\)"),
+        (lambda: fidelity_reward(s, p, valid=torch.ones(3, 4, dtype=torch.bool, device="meta")),
+         r"valid must be on the device of scores \(cpu\)"),
     ]
     for call, message in cases:
         with pytest.raises(ValueError, match=message):
