@@ -187,45 +187,78 @@ def time_fidelity(device, b, g, partners, sz) -> dict:
             "loop": loop, "x_vs_torch": ref["p50_s"] / tri["p50_s"], "x_vs_loop": loop["p50_s"] / tri["p50_s"]}
 
 
-def run_timings(device, sz, deadline) -> list[dict]:
-    rows = []
-    for b, g, partners in sz["time_fid"]:
-        if time.monotonic() > deadline:
-            rows.append({"op": "fidelity_advantages", "B": b, "G": g, "partners": partners, "skipped": "time budget"})
-            continue
-        rows.append(time_fidelity(device, b, g, partners, sz))
+def time_target(device, sz) -> dict:
     b, g, partners = sz["target_fid"]
-    target = time_fidelity(device, b, g, partners, sz)
-    target.update(target=True, target_p50_s=50e-6, target_x_vs_torch=10.0,
-                  met=target["triton"]["p50_s"] <= 50e-6 and target["x_vs_torch"] >= 10.0)
-    rows.append(target)
+    row = time_fidelity(device, b, g, partners, sz)
+    row.update(target=True, target_p50_s=50e-6, target_x_vs_torch=10.0,
+               met=row["triton"]["p50_s"] <= 50e-6 and row["x_vs_torch"] >= 10.0)
+    return row
 
+
+def win_scores(device, n, k):
+    return (torch.round((1 + 4 * torch.rand(n, k, generator=torch.Generator().manual_seed(0))) * 100) / 100).to(device)
+
+
+def time_win(device, sz, deadline) -> dict:
     n, k = sz["time_win"]
-    scores = (torch.round((1 + 4 * torch.rand(n, k, generator=torch.Generator().manual_seed(0))) * 100) / 100).to(device)
+    scores = win_scores(device, n, k)
     tri = time_fn(with_provider("triton", lambda: win_matrix(scores)), device=device, warmup=1, reps=10)
     row = {"op": "win_matrix", "N": n, "K": k, "triton": tri, "target_p50_s": 50e-3, "met": tri["p50_s"] <= 50e-3}
     if time.monotonic() < deadline:
         row["torch"] = time_fn(with_provider("torch", lambda: win_matrix(scores)), device=device, warmup=0, reps=3,
                                max_seconds=5.0)
-        row["x_vs_torch"] = row["torch"]["p50_s"] / tri["p50_s"]
-    rows.append(row)
-    m_pairs = sz["time_win_pairs"]
-    pairs = torch.randint(0, n, (m_pairs, 2), generator=torch.Generator().manual_seed(1)).to(device)
-    rows.append({"op": "win_matrix(pairs)", "N": n, "K": k, "M": m_pairs,
-                 "triton": time_fn(with_provider("triton", lambda: win_matrix(scores, pairs=pairs)), device=device),
-                 "torch": time_fn(with_provider("torch", lambda: win_matrix(scores, pairs=pairs)), device=device)})
+    return row
 
+
+def time_win_pairs(device, sz) -> dict:
+    (n, k), m = sz["time_win"], sz["time_win_pairs"]
+    scores = win_scores(device, n, k)
+    pairs = torch.randint(0, n, (m, 2), generator=torch.Generator().manual_seed(1)).to(device)
+    return {"op": "win_matrix(pairs)", "N": n, "K": k, "M": m,
+            "triton": time_fn(with_provider("triton", lambda: win_matrix(scores, pairs=pairs)), device=device),
+            "torch": time_fn(with_provider("torch", lambda: win_matrix(scores, pairs=pairs)), device=device)}
+
+
+def time_vote(device, sz) -> dict:
     m, k = sz["time_vote"]
     votes = torch.randint(0, 2, (m, k)).to(device)
     swapped, valid = (torch.rand(m, k) < 0.5).to(device), (torch.rand(m, k) < 0.9).to(device)
-    rows.append({"op": "vote_tally", "M": m, "K": k,
-                 "triton": time_fn(with_provider("triton", lambda: vote_tally(votes, swapped, valid)), device=device),
-                 "torch": time_fn(with_provider("torch", lambda: vote_tally(votes, swapped, valid)), device=device)})
+    return {"op": "vote_tally", "M": m, "K": k,
+            "triton": time_fn(with_provider("triton", lambda: vote_tally(votes, swapped, valid)), device=device),
+            "torch": time_fn(with_provider("torch", lambda: vote_tally(votes, swapped, valid)), device=device)}
+
+
+def time_group(device, sz) -> dict:
     b, g = sz["time_group"]
     r = torch.rand(b, g).to(device)
-    rows.append({"op": "group_advantages", "B": b, "G": g,
-                 "triton": time_fn(with_provider("triton", lambda: group_advantages(r)), device=device),
-                 "torch": time_fn(with_provider("torch", lambda: group_advantages(r)), device=device)})
+    return {"op": "group_advantages", "B": b, "G": g,
+            "triton": time_fn(with_provider("triton", lambda: group_advantages(r)), device=device),
+            "torch": time_fn(with_provider("torch", lambda: group_advantages(r)), device=device)}
+
+
+def run_timings(device, sz, deadline) -> list[dict]:
+    """Every timing row; one that raises becomes an "error" row (the others still run and the report is written)."""
+    jobs = [(("fidelity_advantages", {"B": b, "G": g, "partners": p}), True,
+             lambda b=b, g=g, p=p: time_fidelity(device, b, g, p, sz)) for b, g, p in sz["time_fid"]]
+    jobs += [
+        (("fidelity_advantages", dict(zip("BG", sz["target_fid"][:2]), partners=sz["target_fid"][2])), False,
+         lambda: time_target(device, sz)),
+        (("win_matrix", dict(zip("NK", sz["time_win"]))), False, lambda: time_win(device, sz, deadline)),
+        (("win_matrix(pairs)", dict(zip("NK", sz["time_win"]), M=sz["time_win_pairs"])), True,
+         lambda: time_win_pairs(device, sz)),
+        (("vote_tally", dict(zip("MK", sz["time_vote"]))), True, lambda: time_vote(device, sz)),
+        (("group_advantages", dict(zip("BG", sz["time_group"]))), True, lambda: time_group(device, sz)),
+    ]
+    rows = []
+    for (op, size), optional, job in jobs:
+        if optional and time.monotonic() > deadline:  # the targets always run
+            rows.append({"op": op, **size, "skipped": "time budget"})
+            continue
+        try:
+            rows.append(job())
+        except Exception as e:
+            rows.append({"op": op, **size, "skipped": "error: " + "".join(
+                traceback.format_exception_only(type(e), e)).strip().splitlines()[-1]})
     return rows
 
 
@@ -236,8 +269,10 @@ def p3(t: dict | None) -> str:
     return f"{fmt_s(t['p20_s'])} / {fmt_s(t['p50_s'])} / {fmt_s(t['p80_s'])}"
 
 
-def markdown(env: dict, checks: list[dict], timings: list[dict], wall_s: float) -> str:
+def markdown(env: dict, checks: list[dict], timings: list[dict], wall_s: float, smoke: bool) -> str:
     lines = [f"# Numeric-op kernels on {env['device']}", "",
+             *(["**Smoke run: tiny sizes through the Triton interpreter on CPU; the timings mean nothing.**", ""]
+               if smoke else []),
              f"commit `{env['commit']}`, torch {env['torch']}, triton {env['triton']}, CUDA {env['cuda']}, "
              f"{env['time_utc']}, suite wall time {wall_s:.0f} s", "",
              "## Correctness (compiled Triton vs float64 reference on the same inputs)", "",
@@ -283,7 +318,7 @@ def main(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "kernels.json").write_text(json.dumps(
         {**env, "smoke": args.smoke, "wall_s": wall, "checks": checks, "timings": timings}, indent=2, default=str))
-    md = markdown(env, checks, timings, wall)
+    md = markdown(env, checks, timings, wall, args.smoke)
     (args.out / "kernels.md").write_text(md)
     print(md)
     return 0 if all(c["ok"] for c in checks) else 1
