@@ -82,3 +82,13 @@ def test_inside_project_processor_with_tiny_model(tiny_model_dir):
     assert torch.equal(a["input_ids"], b["input_ids"])
     assert torch.equal(a["pixel_values"], b["pixel_values"])
     assert torch.equal(a["image_grid_thw"], b["image_grid_thw"])
+
+
+@pytest.mark.parametrize("kw", [dict(do_resize=False), dict(do_normalize=False), dict(do_rescale=False),
+                                dict(image_mean=0.5, image_std=0.5), dict(rescale_factor=1 / 127.5)])
+def test_options_match_parent(kw):
+    images = [Image.fromarray(photo(56, 84, 9))]
+    want = Qwen2VLImageProcessorPil(**kw)(images)
+    got = NativeQwen2VLImageProcessor(**kw)(images)
+    np.testing.assert_array_equal(got["pixel_values"], want["pixel_values"])
+    np.testing.assert_array_equal(got["image_grid_thw"], want["image_grid_thw"])
