@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from evoquality.training.data import IMAGE_ID_KEY, ImageStore, build_dataset, pairs_from_records

@@ -7,7 +7,6 @@ stamps the id into the image so the preprocessing cache downstream can recognise
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
@@ -201,6 +200,3 @@ def build_dataset(pairs: LabelledPairs, store: ImageStore):
 
     return Dataset.from_dict({"image_id": list(pairs.images)}).with_transform(attach)
 
-
-def finite_or_nan(value: Optional[float]) -> float:
-    return float("nan") if value is None or not math.isfinite(value) else float(value)
