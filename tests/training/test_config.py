@@ -73,3 +73,13 @@ def test_to_grpo_config_batching_and_paper_loss(tmp_path):
         c.to_grpo_config(tmp_path, num_processes=5)
     with pytest.raises(ValueError, match="grpo_overrides has keys that GRPOConfig does not know"):
         make_config(None, {"grpo_overrides": {"nope": 1}}).to_grpo_config(tmp_path)
+
+
+def test_cli_help_renders():
+    from evoquality.training import evolve_command, train_command
+
+    for module in (train_command, evolve_command):
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        text = parser.format_help()  # argparse %-formats every help string
+        assert "--num-generations" in text and "30% time" in text

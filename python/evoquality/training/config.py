@@ -251,13 +251,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         flag = "--" + f.name.replace("_", "-")
         hint = _HINTS[f.name]
-        default_text = f" (default: {f.default})"
+        help_text = (f.metadata["help"] + f" (default: {f.default})").replace("%", "%%")  # argparse formats help
         if hint is bool or get_origin(hint) is Union:
-            group.add_argument(flag, dest=f.name, default=None, metavar="BOOL",
-                               help=f.metadata["help"] + default_text)
+            group.add_argument(flag, dest=f.name, default=None, metavar="BOOL", help=help_text)
         else:
             group.add_argument(flag, dest=f.name, default=None, type=str, metavar=hint.__name__.upper(),
-                               choices=f.metadata.get("choices"), help=f.metadata["help"] + default_text)
+                               choices=f.metadata.get("choices"), help=help_text)
 
 
 def config_from_args(args: argparse.Namespace, base: Optional[Mapping[str, Any]] = None) -> TrainConfig:

@@ -44,13 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("stage 1 (labelling) options; see `evoquality label --help`")
     for f in _label_fields():
         flag = "--label-" + f.name.replace("_", "-")
+        help_text = (f.metadata.get("help", "") + f" (default: {f.default})").replace("%", "%%")
         if isinstance(f.default, bool):
             group.add_argument(flag, dest="label_" + f.name, action=argparse.BooleanOptionalAction, default=None,
-                               help=f.metadata.get("help", ""))
+                               help=help_text)
         else:
             kind = type(f.default) if isinstance(f.default, (int, float)) else str
-            group.add_argument(flag, dest="label_" + f.name, type=kind, default=None,
-                               help=f.metadata.get("help", "") + f" (default: {f.default})")
+            group.add_argument(flag, dest="label_" + f.name, type=kind, default=None, help=help_text)
     add_config_arguments(parser)
 
 
