@@ -54,3 +54,19 @@ def test_no_usable_pairs_is_an_error(tiny_model_dir, tmp_path):
          "flagged": False}) + "\n")
     with pytest.raises(ValueError, match="yields no usable labelled pair"):
         train_stage(tiny_model_dir, tmp_path / "labels.jsonl", tmp_path / "out", _config(max_steps=1))
+
+
+def test_train_command_end_to_end(tiny_model_dir, labelled_pool, tmp_path, capsys):
+    from evoquality.cli import main
+
+    _, records = labelled_pool
+    (tmp_path / "labels.jsonl").write_text(
+        "".join(json.dumps({**r, "votes_i": 1, "votes_j": 0, "invalid": 0, "flagged": False}) + "\n" for r in records))
+    args = ["train", "--model", str(tiny_model_dir), "--labels", str(tmp_path / "labels.jsonl"), "--out",
+            str(tmp_path / "out"), "--use-cpu", "true", "--bf16", "false", "--num-generations", "2",
+            "--images-per-step", "2", "--per-device-train-batch-size", "4", "--max-completion-length", "4",
+            "--max-steps", "1", "--gradient-checkpointing", "false"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(tmp_path / "out" / "model")
+    assert main(args[:-2] + ["--gradient-checkpointing", "sometimes"]) == 2
+    assert "config key 'gradient_checkpointing' must be a boolean" in capsys.readouterr().err

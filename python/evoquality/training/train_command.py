@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="checkpoint directory of the policy")
     parser.add_argument("--labels", type=Path, required=True, help="stage-1 round directory or its labels.jsonl")
     parser.add_argument("--out", type=Path, required=True, help="output directory (checkpoints, metrics, model/)")
-    parser.add_argument("--ref-model", type=Path, default=None,
+    parser.add_argument("--ref-checkpoint", type=Path, default=None,
                         help="checkpoint of the frozen KL reference (default: --model, the round start)")
     add_config_arguments(parser)
 
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = config_from_args(args)
-        final = train_stage(args.model, args.labels, args.out, config, ref_model=args.ref_model)
+        final = train_stage(args.model, args.labels, args.out, config, ref_model=args.ref_checkpoint)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         print(f"evoquality train: error: {e}", file=sys.stderr)
         return 2
