@@ -64,6 +64,12 @@ SYSROOT=/tmp/sysroot
 if ls .debs/*.deb >/dev/null 2>&1; then
   mkdir -p "$SYSROOT"
   for deb in .debs/*.deb; do dpkg -x "$deb" "$SYSROOT"; done
+  # Debian's -dev symlinks can be absolute (libz.so -> /lib/x86_64-linux-gnu/libz.so.1.2.13): point them into the
+  # sysroot, or the linker falls back to the non-PIC static archive beside them.
+  find "$SYSROOT" -type l | while read -r link; do
+    target=$(readlink "$link")
+    case "$target" in /*) [ -e "$SYSROOT$target" ] && ln -sfn "$SYSROOT$target" "$link" ;; esac
+  done
   LIBDIR=$SYSROOT/usr/lib/x86_64-linux-gnu
   # The .pc files say prefix=/usr: PKG_CONFIG_SYSROOT_DIR re-roots their -I/-L flags, PKG_CONFIG_LIBDIR keeps the
   # host's own .pc files out, and the carried pkgconf serves CMake's FindPkgConfig where the image has none.
