@@ -53,7 +53,8 @@ def make_case(b: int, g: int, partners: int, *, device="cpu", seed: int = 0):
 
 def partner_lists(partners: Partners) -> list[list[tuple[int, float]]]:
     indptr, indices, p_star = partners.indptr.tolist(), partners.indices.tolist(), partners.p_star.tolist()
-    return [list(zip(indices[indptr[i] : indptr[i + 1]], p_star[indptr[i] : indptr[i + 1]])) for i in range(len(indptr) - 1)]
+    spans = [slice(indptr[i], indptr[i + 1]) for i in range(len(indptr) - 1)]
+    return [list(zip(indices[span], p_star[span])) for span in spans]
 
 
 def ancestor_stats(scores: torch.Tensor):

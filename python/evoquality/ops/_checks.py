@@ -44,6 +44,12 @@ def optional_mask(name: str, mask, ref_name: str, ref: torch.Tensor) -> torch.Te
     return mask
 
 
+def indices_in_range(name: str, idx: torch.Tensor, n: int) -> None:
+    """Every value of the integer tensor `idx` in [0, n)."""
+    if idx.numel() and bool(((idx < 0) | (idx >= n)).any()):
+        raise ValueError(f"{name} must hold image indices in [0, {n}), got min {int(idx.min())} max {int(idx.max())}")
+
+
 def probabilities(name: str, p: torch.Tensor) -> None:
     """Every value of `p` in [0, 1] (NaN is rejected too: a label is never missing silently)."""
     if p.numel() and not bool(((p >= 0) & (p <= 1)).all()):

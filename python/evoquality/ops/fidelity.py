@@ -52,7 +52,9 @@ def _check(scores, partners, p_star, valid, gamma) -> tuple[torch.Tensor, Partne
     else:
         raise ValueError(f"partners must be a Partners or a (B, B) bool mask tensor, got {type(partners).__name__}")
     if partners.num_images != scores.shape[0]:
-        raise ValueError(f"partners must describe B={scores.shape[0]} images (the rows of scores), got {partners.num_images}")
+        raise ValueError(
+            f"partners must describe B={scores.shape[0]} images (the rows of scores), got {partners.num_images}"
+        )
     if partners.device != scores.device:
         raise ValueError(f"partners must be on the device of scores ({scores.device}), got {partners.device}")
     return scores, partners, valid

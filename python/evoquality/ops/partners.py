@@ -47,8 +47,7 @@ class Partners:
         rows = torch.repeat_interleave(torch.arange(num_images, device=indptr.device), counts)
         object.__setattr__(self, "_rows", rows)  # kept: the reference reads it every step
         if indices.numel():
-            if bool(((indices < 0) | (indices >= num_images)).any()):
-                raise ValueError(f"indices must lie in [0, {num_images}), got min {int(indices.min())} max {int(indices.max())}")
+            _checks.indices_in_range("indices", indices, num_images)
             if bool((rows == indices).any()):
                 raise ValueError("indices must not list an image as its own partner")
             keys = rows * num_images + indices
@@ -100,11 +99,12 @@ class Partners:
             raise ValueError(f"pairs must have shape (M, 2), got {tuple(pairs.shape)}")
         p_star = _checks.tensor("p_star", p_star, ndim=1, dtypes=_checks.FLOAT_DTYPES, shape_doc="(M,)")
         if p_star.numel() != pairs.shape[0]:
-            raise ValueError(f"p_star must have shape ({pairs.shape[0]},) (one label per pair), got {tuple(p_star.shape)}")
+            raise ValueError(
+                f"p_star must have shape ({pairs.shape[0]},) (one label per pair), got {tuple(p_star.shape)}"
+            )
         _checks.same_device("p_star", p_star, "pairs", pairs)
         pairs = pairs.to(torch.int64)
-        if pairs.numel() and bool(((pairs < 0) | (pairs >= num_images)).any()):
-            raise ValueError(f"pairs must hold image indices in [0, {num_images}), got min {int(pairs.min())} max {int(pairs.max())}")
+        _checks.indices_in_range("pairs", pairs, num_images)
         if bool((pairs[:, 0] == pairs[:, 1]).any()):
             raise ValueError("pairs must not pair an image with itself")
         _checks.probabilities("p_star", p_star)

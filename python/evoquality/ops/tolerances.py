@@ -39,7 +39,8 @@ def check_close(quantity: str, fast: torch.Tensor, ref64: torch.Tensor, torch32:
         raise AssertionError(f"{quantity}: shape {tuple(fast.shape)} != reference {tuple(ref64.shape)}")
     nan_fast, nan_ref = torch.isnan(fast), torch.isnan(ref64)
     if not torch.equal(nan_fast.cpu(), nan_ref.cpu()):
-        raise AssertionError(f"{quantity}: NaN at {int((nan_fast != nan_ref).sum())} positions that differ from the reference")
+        differ = int((nan_fast != nan_ref).sum())
+        raise AssertionError(f"{quantity}: NaN at {differ} positions that differ from the reference")
     err = max_error(fast, ref64)
     base = max_error(torch32, ref64) if torch32 is not None else 0.0
     bound = 2.0 * base + FLOOR[quantity]

@@ -30,9 +30,7 @@ def _check(scores, valid, pairs):
         if pairs.shape[1] != 2:
             raise ValueError(f"pairs must have shape (M, 2), got {tuple(pairs.shape)}")
         _checks.same_device("pairs", pairs, "scores", scores)
-        n = scores.shape[0]
-        if pairs.numel() and bool(((pairs < 0) | (pairs >= n)).any()):
-            raise ValueError(f"pairs must hold image indices in [0, {n}), got min {int(pairs.min())} max {int(pairs.max())}")
+        _checks.indices_in_range("pairs", pairs, scores.shape[0])
         pairs = pairs.to(torch.int64)
     return scores, valid, pairs
 
