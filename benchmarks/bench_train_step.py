@@ -12,7 +12,7 @@ enough for the prompt); the model keeps the real vocabulary (its extra ids decod
 
 Writes DIR/bench_train_step.json and DIR/bench_train_step.md: per-phase seconds (p20/p50/p80 over the timed steps,
 after one warm-up step), tokens/s, non-model share, peak memory, device, versions and commit. On one H100 the 3B
-default finishes in about 2 minutes; 7b needs ~90 GB (policy, gradients, AdamW state and the KL reference in bf16):
+default should finish in about 2 minutes (not yet measured); 7b needs ~90 GB (policy, gradients, AdamW state and the KL reference in bf16):
 use an H200 or --beta 0.
 """
 
@@ -79,34 +79,36 @@ def real_config(name: str, tokenizer):
                             tie_word_embeddings=spec["tie_word_embeddings"])
 
 
-def build_checkpoint(name: str, folder: Path, image_size: int, device: str) -> Path:
-    """A saved checkpoint (weights + processor) of config `name`; random weights, bf16 for the real configs."""
+def build_policy(name: str, folder: Path, image_size: int, device: str, attn: str, save: bool):
+    """(model, processor, attention choice) of config `name` with random weights (bf16 for the real configs).
+
+    The real configs are built in place on the device (no second copy through disk); `save` also writes them to
+    `folder/name`, where TRL loads the frozen KL reference from (it needs a checkpoint path when beta > 0).
+    """
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
+    from evoquality import _backend
+    from evoquality.modeling import load_policy
     from evoquality.processing import load_processor
     from evoquality.tiny_model import make_tiny_model
 
     tiny = make_tiny_model(folder / "tiny", seed=0, max_pixels=image_size * image_size)
     if name == "tiny":
-        return tiny
+        policy = load_policy(tiny, device=device, dtype="float32", attn_implementation=attn)
+        return policy.model, policy.processor, policy.attn
     processor = load_processor(tiny)
-    config = real_config(name, processor.tokenizer)
+    choice = _backend.choose_attn_implementation(attn, device)
     torch.manual_seed(0)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        with torch.device(device):
-            model = Qwen2_5_VLForConditionalGeneration(config)
-    finally:
-        torch.set_default_dtype(previous)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(
+            real_config(name, processor.tokenizer), dtype=torch.bfloat16, attn_implementation=choice.implementation)
     path = folder / name
-    model.save_pretrained(path)  # TRL builds the frozen KL reference from a saved checkpoint
-    processor.save_pretrained(path)
-    del model
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
-    return path
+    if save:
+        model.save_pretrained(path)
+        processor.save_pretrained(path)
+    model.config._name_or_path = str(path)
+    return model, processor, choice
 
 
 def write_pool(folder: Path, n: int, size: int, seed: int = 0) -> list[dict]:
@@ -144,7 +146,6 @@ def run(args: argparse.Namespace) -> dict:
     import trl
 
     from evoquality import _backend
-    from evoquality.modeling import load_policy
     from evoquality.training.config import make_config
     from evoquality.training.data import pairs_from_records
     from evoquality.training.trainer import FidelityGRPOTrainer
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench_train_step_", dir=args.workdir))
     started = time.perf_counter()
     try:
-        ckpt = build_checkpoint(name, work, args.image_size, device)
+        model, processor, attn = build_policy(name, work, args.image_size, device, args.attn, save=args.beta > 0)
         records = write_pool(work / "pool", args.images, args.image_size)
         setup_s = time.perf_counter() - started
         rollouts = args.images * args.rollouts
@@ -176,10 +177,9 @@ def run(args: argparse.Namespace) -> dict:
             gradient_checkpointing=cuda, attn_implementation=args.attn, logging_steps=1, seed=0,
             grpo_overrides={"save_strategy": "no"},
         ))
-        policy = load_policy(ckpt, device=device, dtype=config.model_dtype, attn_implementation=args.attn)
-        trainer = FidelityGRPOTrainer(policy.model, pairs=pairs_from_records(records), config=config,
+        trainer = FidelityGRPOTrainer(model, pairs=pairs_from_records(records), config=config,
                                       args=config.to_grpo_config(work / "trainer", cuda=cuda),
-                                      processing_class=policy.processor)
+                                      processing_class=processor)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         train_started = time.perf_counter()
@@ -195,8 +195,8 @@ def run(args: argparse.Namespace) -> dict:
             "config": name,
             "images": args.images, "rollouts_per_image": args.rollouts, "rollouts": rollouts,
             "max_new_tokens": args.max_new_tokens, "image_size": args.image_size, "micro_batch": micro,
-            "beta": args.beta, "attn_implementation": policy.attn.implementation,
-            "parameters": int(sum(p.numel() for p in policy.model.parameters())),
+            "beta": args.beta, "attn_implementation": attn.implementation,
+            "parameters": int(sum(p.numel() for p in model.parameters())),
             "steps_timed": len(timed),
             "phases_s": phases,
             "tokens_per_s": percentiles([t / h["time/total"] for t, h in zip(token_deltas, timed)]),

@@ -38,3 +38,25 @@ def test_cpu_run_writes_json_and_markdown(tmp_path):
     assert saved["steps_timed"] == 1 and saved["phases_s"]["total"]["p50"] > 0
     assert 0 <= saved["non_model_share"]["p50"] <= 1 and saved["tokens_per_s"]["p50"] > 0
     assert "| forward_backward |" in (tmp_path / "bench_train_step.md").read_text()
+
+
+def test_real_config_path_builds_saves_and_reloads(tmp_path, monkeypatch):
+    """The 3b/7b code path (built in place in bf16, saved for the KL reference), on a shrunken spec on CPU."""
+    from evoquality.modeling import load_policy
+
+    small = {
+        "text": dict(vocab_size=600, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, max_position_embeddings=2048, rms_norm_eps=1e-6, hidden_act="silu",
+                     rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}),
+        "vision": dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                       patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
+                       fullatt_block_indexes=[1]),
+        "tie_word_embeddings": True,
+    }
+    monkeypatch.setitem(bench_train_step.QWEN25_VL, "3b", small)
+    model, processor, attn = bench_train_step.build_policy("3b", tmp_path, 56, "cpu", "sdpa", save=True)
+    assert model.dtype == torch.bfloat16 and attn.implementation == "sdpa"
+    assert model.config.text_config.vocab_size == 600 and model.config._name_or_path == str(tmp_path / "3b")
+    reloaded = load_policy(tmp_path / "3b", device="cpu", dtype="bfloat16")
+    for (n, a), (_, b) in zip(model.state_dict().items(), reloaded.model.state_dict().items()):
+        assert torch.equal(a, b), n
