@@ -9,6 +9,7 @@ advantages fused, the same program z-scores its group: the whole training-step r
 from __future__ import annotations
 
 import functools
+
 import torch
 import triton
 import triton.language as tl

@@ -7,6 +7,7 @@ kernel so both compute advantages with the same code.
 from __future__ import annotations
 
 import functools
+
 import torch
 import triton
 import triton.language as tl

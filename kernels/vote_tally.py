@@ -7,6 +7,7 @@ A program owns BLOCK_M pairs and walks their K votes BLOCK_K at a time; counts a
 from __future__ import annotations
 
 import functools
+
 import torch
 import triton
 import triton.language as tl

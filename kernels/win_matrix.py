@@ -12,6 +12,7 @@ Pair list: one program per BLOCK_M pairs, the same accumulation on (BLOCK_M, BLO
 from __future__ import annotations
 
 import functools
+
 import torch
 import triton
 import triton.language as tl
