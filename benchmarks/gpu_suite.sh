@@ -77,8 +77,13 @@ if ls .debs/*.deb >/dev/null 2>&1; then
   export PKG_CONFIG=$SYSROOT/usr/bin/pkgconf LD_LIBRARY_PATH=$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
 # Build the extension in place (editable) with the preinstalled scikit-build-core and pybind11.
-stage build 180 "$PY" -m pip install -q --no-build-isolation --no-deps --no-index -e . \
-  --config-settings=build-dir=/tmp/evq-build
+# A fresh build folder each run: a CMake cache from an earlier run would keep its library choices.
+rm -rf /tmp/evq-build
+if ! stage build 180 "$PY" -m pip install -q --no-build-isolation --no-deps --no-index -e . \
+  --config-settings=build-dir=/tmp/evq-build; then
+  # Nothing below can import evoquality: end here with the log rather than spend the budget on failures.
+  cp "$SUMMARY.stages" "$OUT/summary.md"; exit 1
+fi
 stage info 60 "$PY" -m evoquality info
 
 # --- checks and timings -------------------------------------------------------------------------------------
