@@ -90,6 +90,16 @@ def test_truncated_jpeg_lenient_keeps_partial_image():
     np.testing.assert_array_equal(partial[:8], eio.decode(data)[:8])  # the rows before the cut are intact
 
 
+def test_progressive_scan_limit():
+    # A progressive JPEG whose last scan is repeated 600 times: libjpeg-turbo would decode every scan (a CPU
+    # exhaustion vector); strict mode stops at the first inconsistent scan, lenient mode at the 500-scan limit.
+    data = encode(Image.fromarray(photo(64, 64)), "JPEG", quality=90, progressive=True)
+    last_sos, eoi = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+    many = data[:eoi] + data[last_sos:eoi] * 600 + data[eoi:]
+    _raises(many, r"strict mode.*progression")
+    _raises(many, "more than 500 scans", strict=False)
+
+
 def test_corrupt_bytes():
     data = bytearray(encoded_rgb(64, 80, "PNG"))
     data[60:70] = b"\xff" * 10  # inside IDAT: CRC mismatch on a critical chunk
