@@ -98,7 +98,7 @@ run_if benchmarks/bench_train_step.py train_step_3b 170 --config 3b --images 16 
   --steps 2
 run_if benchmarks/bench_labelling.py labelling_3b 80 --config 3b
 # The CUDA-marked tests (labelling resume determinism on GPU, eval/compare on CUDA, kernels where marked).
-stage gpu_tests 90 "$PY" -m pytest -m gpu -q -p no:cacheprovider --junitxml="$RESULTS/gpu_tests.xml" tests
+EVQ_COMPILED_TRITON=1 stage gpu_tests 90 "$PY" -m pytest -m gpu -q -p no:cacheprovider --junitxml="$RESULTS/gpu_tests.xml" tests
 run_if benchmarks/bench_image_pipeline.py image_pipeline 50 --threads 1 2 16 --time-budget 30
 run_if benchmarks/bench_labelling.py generate_7b 60 --config 7b --repeats 1
 
