@@ -1,8 +1,8 @@
 """A tiny Qwen2.5-VL that answers the scoring prompt in the expected format, for the stage-2 tests.
 
 The random tiny model never writes a parseable `\\boxed{score}`, so every reward would be NaN and GRPO would have
-no signal. A short supervised warm-up on "\\boxed{X.YZ}" answers with *random* scores (independent of the image,
-so the model knows the format but not which image is better) gives a policy whose sampled scores parse and spread.
+no signal. A short supervised warm-up on "\\boxed{X.YZ}" answers with random scores gives a policy whose sampled
+scores parse and spread (and a few do not parse).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from evoquality.prompts import score_messages
 
 
 def random_image(rng: np.random.Generator, size: int = 56) -> Image.Image:
-    return Image.fromarray((rng.random((size, size, 3)) * 255).astype("uint8"))
+    return Image.fromarray(rng.integers(0, 256, (size, size, 3)).astype("uint8"))
 
 
 def make_scoring_model(src: Path, out: Path, *, steps: int = 80, batch: int = 8, seed: int = 0) -> Path:
+    """Warm `src` up into `out`: `steps` Adam steps of teacher forcing on random images with random scores."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     policy = load_policy(src, device="cpu", dtype="float32", attn_implementation="sdpa")
@@ -34,8 +35,8 @@ def make_scoring_model(src: Path, out: Path, *, steps: int = 80, batch: int = 8,
     for _ in range(steps):
         images = [random_image(rng, int(rng.choice([28, 56]))) for _ in range(batch)]
         enc = processor(images=images, text=[prompt] * batch, return_tensors="pt", padding=True)
-        answers = [tok(f"\\boxed{{{s:.2f}}}", add_special_tokens=False)["input_ids"] + [end]
-                   for s in rng.uniform(1.0, 5.0, batch)]
+        scores = rng.uniform(1.0, 5.0, batch)
+        answers = [tok(f"\\boxed{{{s:.2f}}}", add_special_tokens=False)["input_ids"] + [end] for s in scores]
         width = max(len(a) for a in answers)
         ans = torch.full((batch, width), tok.pad_token_id)
         ans_mask = torch.zeros(batch, width, dtype=torch.long)
