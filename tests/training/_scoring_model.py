@@ -17,12 +17,22 @@ from evoquality.modeling import load_policy
 from evoquality.prompts import score_messages
 
 
-def random_image(rng: np.random.Generator, size: int = 56) -> Image.Image:
-    return Image.fromarray(rng.integers(0, 256, (size, size, 3)).astype("uint8"))
+# Pixel-value bands of dark and bright images (the learning test's two sets).
+DARK, BRIGHT = (0, 106), (150, 256)
 
 
-def make_scoring_model(src: Path, out: Path, *, steps: int = 80, batch: int = 8, seed: int = 0) -> Path:
-    """Warm `src` up into `out`: `steps` Adam steps of teacher forcing on random images with random scores."""
+def random_image(rng: np.random.Generator, size: int = 56, band: tuple[int, int] = (0, 256)) -> Image.Image:
+    return Image.fromarray(rng.integers(band[0], band[1], (size, size, 3)).astype("uint8"))
+
+
+def make_scoring_model(src: Path, out: Path, *, steps: int = 80, batch: int = 8, seed: int = 0,
+                       dark_scores_higher: bool = False) -> Path:
+    """Warm `src` up into `out`: `steps` Adam steps of teacher forcing on random images with random scores.
+
+    dark_scores_higher: half the images dark, half bright; dark ones answered from U(2.5, 5), bright ones from
+    U(1, 3.5). The model then looks at the image (the tiny random vision path needs ~200 steps for it), and
+    prefers dark images: the opposite of what the learning test rewards, so only a correct reward sign flips it.
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     policy = load_policy(src, device="cpu", dtype="float32", attn_implementation="sdpa")
@@ -33,9 +43,14 @@ def make_scoring_model(src: Path, out: Path, *, steps: int = 80, batch: int = 8,
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(steps):
-        images = [random_image(rng, int(rng.choice([28, 56]))) for _ in range(batch)]
+        if dark_scores_higher:
+            dark = rng.random(batch) < 0.5
+            images = [random_image(rng, 56, DARK if d else BRIGHT) for d in dark]
+            scores = np.where(dark, rng.uniform(2.5, 5.0, batch), rng.uniform(1.0, 3.5, batch))
+        else:
+            images = [random_image(rng, int(rng.choice([28, 56]))) for _ in range(batch)]
+            scores = rng.uniform(1.0, 5.0, batch)
         enc = processor(images=images, text=[prompt] * batch, return_tensors="pt", padding=True)
-        scores = rng.uniform(1.0, 5.0, batch)
         answers = [tok(f"\\boxed{{{s:.2f}}}", add_special_tokens=False)["input_ids"] + [end] for s in scores]
         width = max(len(a) for a in answers)
         ans = torch.full((batch, width), tok.pad_token_id)

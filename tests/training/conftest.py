@@ -14,6 +14,15 @@ def scoring_model_dir(tiny_model_dir, tmp_path_factory):
     return make_scoring_model(Path(tiny_model_dir), tmp_path_factory.mktemp("scoring-model"), steps=60)
 
 
+@pytest.fixture(scope="session")
+def brightness_model_dir(tiny_model_dir, tmp_path_factory):
+    """A scoring model that looks at the images and scores dark ones higher (see `_scoring_model`)."""
+    from _scoring_model import make_scoring_model
+
+    return make_scoring_model(Path(tiny_model_dir), tmp_path_factory.mktemp("brightness-model"), steps=200,
+                              dark_scores_higher=True)
+
+
 def write_images(folder: Path, n: int, *, seed: int, low: int = 0, high: int = 256, prefix: str = "im",
                  side: tuple[int, int] = (28, 70)) -> list[str]:
     """`n` random RGB images (sides drawn in [side[0], side[1]) px) with pixel values in [low, high); returns their
