@@ -96,3 +96,11 @@ def test_dtype_option(tiny_model_dir):
     assert load_policy(tiny_model_dir, dtype="bfloat16").model.dtype == torch.bfloat16
     with pytest.raises(ValueError, match="dtype must be one of"):
         load_policy(tiny_model_dir, dtype="int8")
+
+
+def test_policy_preprocesses_through_the_native_pipeline(tiny_model_dir):
+    from evoquality.io.processor import NativeQwen2VLImageProcessor
+
+    policy = load_policy(tiny_model_dir)
+    assert isinstance(policy.processor.image_processor, NativeQwen2VLImageProcessor)
+    assert policy.processor.image_processor.size["longest_edge"] == 112 * 112

@@ -49,6 +49,17 @@ for _config in (Qwen2_5_VLConfig, Qwen2VLConfig):
     AutoProcessor.register(_config, QwenVLImageTextProcessor, exist_ok=True)
 
 
+def default_image_processor_class():
+    """The native processor where the extension is built (the one hardware/extension gate decides), else Pillow's."""
+    from evoquality import _backend
+
+    if _backend.native_extension() is not None:
+        from evoquality.io.processor import NativeQwen2VLImageProcessor
+
+        return NativeQwen2VLImageProcessor
+    return Qwen2VLImageProcessorPil
+
+
 def _read_chat_template(path: Path, tokenizer) -> Optional[str]:
     for name in ("chat_template.jinja", "chat_template.json"):
         file = path / name
@@ -61,12 +72,14 @@ def _read_chat_template(path: Path, tokenizer) -> Optional[str]:
 def load_processor(path: str | Path, *, image_processor=None) -> QwenVLImageTextProcessor:
     """Assemble the processor of the checkpoint in `path` (tokenizer, image processor config, chat template).
 
-    `image_processor` replaces the checkpoint's (e.g. EvoQuality's native image processor); by default the
-    Pillow backend of transformers is used, configured from the checkpoint's `preprocessor_config.json`.
+    `image_processor` replaces the checkpoint's. By default it is EvoQuality's native image processor (bit-identical
+    to transformers' Pillow backend, several times faster) when the extension is built, else that Pillow backend;
+    either is configured from the checkpoint's image-processor settings. Labelling, training and evaluation all
+    load their processor here, so they all preprocess through the native pipeline.
     """
     path = Path(path)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if image_processor is None:
-        image_processor = Qwen2VLImageProcessorPil.from_pretrained(path, local_files_only=True)
+        image_processor = default_image_processor_class().from_pretrained(path, local_files_only=True)
     chat_template = _read_chat_template(path, tokenizer) or QWEN_VL_CHAT_TEMPLATE
     return QwenVLImageTextProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template)
