@@ -7,10 +7,10 @@ same number of sequences per `generate` call, the same seeds and a fixed answer 
 `max_new_tokens`, so a random-weight model cannot end one path early). They differ only in how prompts are formed:
 
 - ``shared``:   2 prompts per pair (one per order), ``n = K/2`` samples each — what the labelling runner does;
-- ``separate``: K prompts per pair, ``n = 1`` each — K prefills, the ancestor implementation's way;
-- ``shared_kv (prototype)``: as ``shared`` but the LM prefill runs once per prompt and its KV cache is repeated n
-  times (`shared_kv_generate`, a proposal for `evoquality.sampling`; transformers' ``num_return_sequences`` shares
-  only the vision encoder and repeats the LM prefill n times).
+- ``separate``: K prompts per pair, ``n = 1`` each — K prefills, the ancestor implementation's way.
+
+`sample_completions` prefills each prompt once and repeats its KV cache n times, so ``shared`` runs one prefill per
+(pair, order).
 
 Models: ``--model DIR`` (a checkpoint), else ``--config tiny`` (the offline tiny Qwen2.5-VL), or ``3b`` / ``7b``: the
 Qwen2.5-VL-3B/7B architecture with random weights and the tiny tokenizer's vocabulary (so the LM head is smaller
@@ -125,7 +125,7 @@ def _requests(images, pairs, votes, path):
     return reqs
 
 
-def _time_path(policy, reqs, n, batch_size, max_new_tokens, seed, kv=False):
+def _time_path(policy, reqs, n, batch_size, max_new_tokens, seed):
     import torch
 
     from evoquality.sampling import sample_completions
@@ -133,55 +133,10 @@ def _time_path(policy, reqs, n, batch_size, max_new_tokens, seed, kv=False):
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     t = time.perf_counter()
-    if kv:
-        torch.manual_seed(seed)
-        shared_kv_generate(policy, reqs, n, max_new_tokens)
-    else:
-        sample_completions(policy, reqs, n=n, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
+    sample_completions(policy, reqs, n=n, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return time.perf_counter() - t
-
-
-def shared_kv_generate(policy, requests, n: int, max_new_tokens: int, do_sample: bool = True):
-    """PROTOTYPE for `evoquality.sampling` (not used by the runner): one LM prefill per prompt, its KV cache then
-    repeated n times. transformers' `num_return_sequences` shares the vision encoder but repeats the prompt's LM
-    prefill n times; here the prompt minus its last token is prefilled once, the cache and Qwen2.5-VL's rope
-    deltas are repeat-interleaved, and `generate` continues from the cache (transformers 5.24 supports resuming
-    from a cache with stored rope deltas). Returns the new token ids (B*n, T), rows [i*n, (i+1)*n) for prompt i."""
-    import torch
-
-    from evoquality.sampling import build_inputs
-
-    model = policy.model
-    inputs = build_inputs(policy, requests)
-    ids, mask = inputs["input_ids"], inputs["attention_mask"]
-    prefill = dict(inputs, input_ids=ids[:, :-1], attention_mask=mask[:, :-1])
-    if "mm_token_type_ids" in inputs:
-        prefill["mm_token_type_ids"] = inputs["mm_token_type_ids"][:, :-1]
-    with torch.inference_mode():
-        cache = model(**prefill, use_cache=True, logits_to_keep=1).cache
-        cache.batch_repeat_interleave(n)
-        model.model.rope_deltas = model.model.rope_deltas.repeat_interleave(n, 0)
-        kw = dict(input_ids=ids.repeat_interleave(n, 0), attention_mask=mask.repeat_interleave(n, 0), cache=cache)
-        if "mm_token_type_ids" in inputs:
-            kw["mm_token_type_ids"] = inputs["mm_token_type_ids"].repeat_interleave(n, 0)
-        sampling = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0) if do_sample else dict(do_sample=False)
-        out = model.generate(**kw, max_new_tokens=max_new_tokens, **sampling)
-    return out[:, ids.shape[1]:]
-
-
-def _shared_kv_matches_generate(policy, requests) -> bool:
-    """Greedy check of the prototype: the same tokens as plain `generate` on each prompt."""
-    import torch
-
-    from evoquality.sampling import build_inputs
-
-    inputs = build_inputs(policy, requests)
-    with torch.inference_mode():
-        ref = policy.model.generate(**inputs, max_new_tokens=8, do_sample=False)[:, inputs["input_ids"].shape[1]:]
-    got = shared_kv_generate(policy, requests, 2, 8, do_sample=False)
-    return bool(torch.equal(ref.repeat_interleave(2, 0), got))
 
 
 def _report(out: Path, result: dict) -> None:
@@ -200,11 +155,7 @@ def _report(out: Path, result: dict) -> None:
                       f"{row['seconds_p20']:.3f} / {row['seconds_p50']:.3f} / {row['seconds_p80']:.3f} | "
                       f"{row['votes_per_s_p50']:.1f} |")
         md += ["", f"speedup (p50), shared vs separate — what the runner does: **{result['speedup_p50']:.2f}x** "
-                   "(target >= 3x)",
-               (f"speedup (p50), shared_kv prototype vs separate: {result['speedup_shared_kv_p50']:.2f}x "
-                f"(greedy tokens equal plain generate: {result['shared_kv_greedy_equals_generate']})"
-                if "speedup_shared_kv_p50" in result
-                else f"shared_kv prototype failed: {result.get('shared_kv_error')}")]
+                   "(target >= 3x)"]
     if result.get("vllm"):
         md += ["", "vLLM backend (runner end to end): " + json.dumps(result["vllm"])]
     (out / "bench_labelling.md").write_text("\n".join(md) + "\n")
@@ -290,9 +241,8 @@ def main(argv=None) -> int:
         pairs = [(2 * p, 2 * p + 1) for p in range(args.pairs)]
         shared = _requests(images, pairs, args.votes, "shared")
         paths = {
-            "shared": (shared, args.votes // 2, 2 * args.pairs, False),
-            "separate": (_requests(images, pairs, args.votes, "separate"), 1, args.votes * args.pairs, False),
-            "shared_kv (prototype)": (shared, args.votes // 2, 2 * args.pairs, True),
+            "shared": (shared, args.votes // 2, 2 * args.pairs),
+            "separate": (_requests(images, pairs, args.votes, "separate"), 1, args.votes * args.pairs),
         }
         result = {
             "benchmark": "labelling votes: one prompt per (pair, order) with n samples vs K separate prompts",
@@ -305,18 +255,13 @@ def main(argv=None) -> int:
         }
         _report(out, result)
         # Warm-up both, then interleave so drift (thermal, other load) hits both paths alike.
-        try:
-            result["shared_kv_greedy_equals_generate"] = _shared_kv_matches_generate(policy, shared[:2])
-        except Exception as e:  # a prototype must not cost the suite the two real measurements
-            result["shared_kv_error"] = f"{type(e).__name__}: {e}"[:1000]
-            del paths["shared_kv (prototype)"]
-        for reqs, n, bs, kv in paths.values():
-            _time_path(policy, reqs, n, bs, max_new, seed=0, kv=kv)
+        for reqs, n, bs in paths.values():
+            _time_path(policy, reqs, n, bs, max_new, seed=0)
         times = {name: [] for name in paths}
         votes = args.votes * args.pairs
         for r in range(repeats):
-            for name, (reqs, n, bs, kv) in paths.items():
-                times[name].append(_time_path(policy, reqs, n, bs, max_new, seed=r, kv=kv))
+            for name, (reqs, n, bs) in paths.items():
+                times[name].append(_time_path(policy, reqs, n, bs, max_new, seed=r))
             rows = {}
             for name, ts in times.items():
                 p20, p50, p80 = np.percentile(ts, [20, 50, 80]).tolist()
@@ -325,8 +270,6 @@ def main(argv=None) -> int:
                               "samples_per_prompt": paths[name][1], "seconds_all": ts}
             sep = rows["separate"]["seconds_p50"]
             result.update(paths=rows, repeats_done=r + 1, speedup_p50=sep / rows["shared"]["seconds_p50"])
-            if "shared_kv (prototype)" in rows:
-                result["speedup_shared_kv_p50"] = sep / rows["shared_kv (prototype)"]["seconds_p50"]
             _report(out, result)
         if args.vllm:
             del policy
