@@ -55,3 +55,7 @@ def test_imports_from_a_regular_wheel_install(tmp_path):
     for path in (pkg, kernels, native):
         assert Path(path).is_relative_to(target), path
     assert Path(kernels).relative_to(target).parts[:2] == ("evoquality", "kernels")
+    # Data files travel too: the extension's type stub and the shipped accelerate configs.
+    assert (target / "evoquality" / "_native.pyi").is_file()
+    assert sorted(p.name for p in (target / "evoquality" / "training" / "configs").glob("*.yaml")) == [
+        "ddp.yaml", "fsdp2.yaml", "multinode_zero3.yaml", "zero3.yaml"]
