@@ -7,6 +7,7 @@ each call (the kernel time as the stream sees it, launch overhead included); on 
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import statistics
@@ -31,12 +32,37 @@ def git_commit() -> str:
         return "unknown"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name(device: torch.device | str) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu} CPU, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores"
+    return f"{cpu_model()} CPU, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores"
+
+
+# The libraries a benchmark number depends on, in the order every row lists them.
+LIBRARIES = ("torch", "triton", "transformers", "trl", "numpy", "evoquality")
+
+
+def versions() -> dict:
+    """Installed version of each of `LIBRARIES` (None where not installed), read without importing them."""
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def environment(device: torch.device | str = "cpu") -> dict:
