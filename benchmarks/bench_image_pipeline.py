@@ -263,7 +263,7 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="directory for the JSON and markdown results")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -271,10 +271,13 @@ def main() -> int:
     parser.add_argument("--time-budget", type=float, default=100.0,
                         help="seconds; cases not started by then are listed as skipped")
     parser.add_argument("--cases", nargs="+", default=[c[0] for c in CASES], choices=[c[0] for c in CASES])
-    args = parser.parse_args()
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Measure what `args` asks for and return the report (also written to args.out after every case)."""
     if not eio.native_available():
-        print("evoquality._native is not built", file=sys.stderr)
-        return 2
+        raise RuntimeError("evoquality._native is not built")
     args.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     report = {"environment": environment(), "cases": [], "skipped": []}
@@ -298,7 +301,15 @@ def main() -> int:
             print(f"{case[0]} threads={threads}: " + ", ".join(
                 f"{k} {v['p50']}" for k, v in report["cases"][-1]["images_per_s"].items()), flush=True)
     save()
-    print(to_markdown(report))
+    return report
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if not eio.native_available():
+        print("evoquality._native is not built", file=sys.stderr)
+        return 2
+    print(to_markdown(run(args)))
     return 0
 
 

@@ -148,6 +148,7 @@ def run(args: argparse.Namespace) -> dict:
     from evoquality import _backend
     from evoquality.training.config import make_config
     from evoquality.training.data import pairs_from_records
+    from evoquality.training.timing import NON_MODEL_PHASES
     from evoquality.training.trainer import FidelityGRPOTrainer
 
     cuda = _backend.cuda_available()
@@ -202,6 +203,7 @@ def run(args: argparse.Namespace) -> dict:
             "tokens_per_s": percentiles([t / h["time/total"] for t, h in zip(token_deltas, timed)]),
             "generated_tokens_per_s": percentiles([g / h["time/generation"] for g, h in zip(gen_tokens, timed)]),
             "non_model_share": percentiles([h["time/non_model_share"] for h in timed]),
+            "non_model_s": percentiles([sum(h[f"time/{k}"] for k in NON_MODEL_PHASES) for h in timed]),
             "parse_failure_rate": float(np.mean([h["fidelity/parse_failure_rate"] for h in timed])),
             "mean_completion_tokens": float(np.mean([h["completions/mean_length"] for h in timed])),
             "setup_s": setup_s, "train_s": train_s,
@@ -248,7 +250,7 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="folder for bench_train_step.json / .md")
     p.add_argument("--config", choices=("tiny", "3b", "7b"), default=None, help="default: 3b on CUDA, else tiny")
@@ -261,8 +263,11 @@ def main(argv=None) -> int:
     p.add_argument("--beta", type=float, default=0.05, help="KL coefficient (0 drops the reference forward)")
     p.add_argument("--attn", default="auto", choices=("auto", "flash_attention_2", "sdpa", "eager"))
     p.add_argument("--workdir", default=None, help="scratch folder for the saved random checkpoint")
-    args = p.parse_args(argv)
-    result = run(args)
+    return p
+
+
+def main(argv=None) -> int:
+    result = run(build_parser().parse_args(argv))
     print(markdown(result))
     return 0
 
