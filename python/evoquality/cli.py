@@ -20,6 +20,7 @@ _COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("evolve", "evoquality.training.evolve_command", "the full method: rounds of labelling + GRPO, resumable"),
     ("eval", "evoquality.evaluation.runner", "evaluate a model (and classical yardsticks) on IQA test sets"),
     ("score", "evoquality.evaluation.score_command", "print quality scores of images (model or PIQE)"),
+    ("bench", "evoquality.bench_command", "run the benchmarks of a source checkout: rows.csv, rows.json, summary.md"),
 )
 
 
