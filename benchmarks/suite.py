@@ -212,7 +212,7 @@ def image_pipeline(ctx: Context) -> list[dict]:
         raise Skip("evoquality._native is not built (`pip install -e .` builds it)")
     argv = ["--out", str(ctx.raw)]
     if ctx.quick:
-        argv += ["--threads", "1", "--rounds", "3", "--cases", "jpeg-1024x768-1M", "jpeg-3000x2000-200k"]
+        argv += ["--threads", "1", "--rounds", "5", "--cases", "jpeg-1024x768-1M", "jpeg-3000x2000-200k"]
     return image_rows(bench_image_pipeline.run(bench_image_pipeline.build_parser().parse_args(argv)))
 
 
@@ -223,7 +223,7 @@ def labelling(ctx: Context) -> list[dict]:
     argv = ["--out", str(ctx.raw)]
     if ctx.quick:
         argv += ["--config", "tiny", "--pairs", "2", "--votes", "16", "--max-new-tokens", "16", "--image-side", "224",
-                 "--repeats", "3"]
+                 "--repeats", "5"]
     elif torch.cuda.is_available():
         argv += ["--config", "3b"]
     bench_labelling.main(argv)
