@@ -463,7 +463,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or default_out(args.quick)
     host = f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads; CUDA: " + (
         torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")
-    options = [*(["--quick"] if args.quick else []), *(["--only", args.only] if args.only else []), "--out", str(out)]
+    shown = out.resolve().relative_to(REPO) if out.resolve().is_relative_to(REPO) else out  # no home paths in a report
+    options = [*(["--quick"] if args.quick else []), *(["--only", args.only] if args.only else []), "--out", str(shown)]
     run_info = {"quick": args.quick, "command": " ".join(["python -m benchmarks", *options]), "host": host,
                 "commit": git_commit(), "versions": versions(),
                 "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
