@@ -83,6 +83,42 @@ def test_paths_and_buffers(tmp_path):
         np.testing.assert_array_equal(eio.preprocess([form]).pixel_values, ref.pixel_values)
 
 
+def _every_byte_in_every_channel(height: int = 56, width: int = 56) -> np.ndarray:
+    """(H, W, 3) uint8 holding each of the 256 values in each channel, at different pixels per channel."""
+    i = np.arange(height * width)
+    rgb = np.stack([i % 256, (i * 7 + 3) % 256, (255 - i) % 256], axis=-1).astype(np.uint8).reshape(height, width, 3)
+    assert all(len(np.unique(rgb[..., c])) == 256 for c in range(3))
+    return rgb
+
+
+# (do_rescale, rescale_factor, do_normalize, image_mean, image_std): the default and settings that change each term.
+VALUE_SETTINGS = [
+    (True, 1 / 255, True, eio.OPENAI_CLIP_MEAN, eio.OPENAI_CLIP_STD),
+    (True, 1 / 255, True, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    (True, 1 / 127.5, True, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    (True, 1 / 255, False, eio.OPENAI_CLIP_MEAN, eio.OPENAI_CLIP_STD),
+    (False, 1 / 255, True, (120.0, 110.5, 100.25), (60.0, 61.0, 62.5)),
+    (False, 1 / 255, False, eio.OPENAI_CLIP_MEAN, eio.OPENAI_CLIP_STD),
+]
+
+
+@pytest.mark.parametrize("setting", range(len(VALUE_SETTINGS)))
+def test_every_byte_value_matches_transformers_arithmetic(pil_processor, setting):
+    """The per-channel 256-entry table behind the native path reproduces transformers' float64 rescale then float32
+    normalise bit for bit, for every input byte of every channel (float32), and its bfloat16 rounding (bfloat16)."""
+    torch = pytest.importorskip("torch")
+    do_rescale, factor, do_normalize, mean, std = VALUE_SETTINGS[setting]
+    kw = dict(do_rescale=do_rescale, rescale_factor=factor, do_normalize=do_normalize, image_mean=list(mean),
+              image_std=list(std))
+    rgb = _every_byte_in_every_channel()
+    want = np.asarray(pil_processor(do_resize=False, **kw)([rgb])["pixel_values"])
+    f32 = eio.preprocess([rgb], do_resize=False, **kw).pixel_values
+    assert f32.dtype == np.float32
+    np.testing.assert_array_equal(f32.view(np.uint32), want.view(np.uint32))
+    bf = eio.preprocess([rgb], do_resize=False, dtype="bfloat16", **kw).to_torch()[0]
+    assert torch.equal(bf.view(torch.int16), torch.from_numpy(want).to(torch.bfloat16).view(torch.int16))
+
+
 def test_bfloat16_is_round_to_nearest_even_of_float32():
     torch = pytest.importorskip("torch")
     blobs = [encoded_rgb(100, 150, "JPEG"), encoded_rgb(30, 40, "PNG")]
