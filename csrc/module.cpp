@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "image.h"
+#include "out_buffers.h"
 #include "patchify.h"
 #include "pipeline.h"
 #include "resize.h"
@@ -132,6 +133,22 @@ py::dtype numpy_dtype(OutDtype d) {
                                                                                      : py::dtype::of<uint8_t>();
 }
 
+// A fresh (rows, dim) output array. Large ones live on a cached block (out_buffers.h) that goes back to the cache
+// when the array and every view of it are gone.
+py::array new_output(const py::dtype& dt, int64_t rows, int64_t dim) {
+  const size_t bytes = size_t(rows) * size_t(dim) * size_t(dt.itemsize());
+  const std::vector<py::ssize_t> shape{py::ssize_t(rows), py::ssize_t(dim)};
+  if (bytes < kMinCachedOutBytes) return py::array(dt, shape);
+  auto block = std::make_unique<OutBlock>(acquire_out_block(bytes));
+  void* data = block->data;
+  py::capsule owner(block.get(), [](void* p) {
+    std::unique_ptr<OutBlock> b(static_cast<OutBlock*>(p));
+    release_out_block(*b);
+  });
+  block.release();
+  return py::array(dt, shape, std::vector<py::ssize_t>{}, data, owner);
+}
+
 [[noreturn]] void raise_image_error(const std::string& label, const std::string& reason) {
   throw ImageError(label + ": " + reason);
 }
@@ -234,7 +251,7 @@ py::tuple preprocess(const py::list& inputs, int64_t min_pixels, int64_t max_pix
   // The output: a fresh array, or rows [0, total) of the caller's buffer.
   py::array result;
   if (out.is_none()) {
-    result = py::array(numpy_dtype(opt.dtype), std::vector<py::ssize_t>{py::ssize_t(total), py::ssize_t(dim)});
+    result = new_output(numpy_dtype(opt.dtype), total, dim);
   } else {
     if (!py::isinstance<py::array>(out)) throw py::type_error("out must be a numpy array");
     py::array o = py::reinterpret_borrow<py::array>(out);
@@ -361,6 +378,9 @@ PYBIND11_MODULE(_native, m) {
   }, py::arg("data"), py::kw_only(), py::arg("max_image_pixels") = kDefaultMaxImagePixels,
   py::arg("strict") = true, py::arg("apply_exif_orientation") = false, py::arg("jpeg_scale_denom") = 1,
   "Decode JPEG/PNG/WebP bytes to an (H, W, 3) uint8 RGB array.");
+
+  m.def("release_output_cache", []() { return release_cached_out_blocks(); },
+        "Free the output buffers kept for reuse by later preprocess calls; returns the bytes freed.");
 
   m.def("smart_resize", [](int64_t height, int64_t width, int factor, int64_t min_pixels, int64_t max_pixels) {
     ResizeTarget t = smart_resize(height, width, factor, min_pixels, max_pixels);

@@ -165,6 +165,36 @@ def test_out_buffer_numpy_and_torch():
         eio.preprocess(blobs, out=np.empty((n, 1176), np.float64))
 
 
+def test_fresh_outputs_reuse_freed_memory_and_never_a_live_array():
+    torch = pytest.importorskip("torch")
+    eio.release_output_cache()
+    arrays = [photo(448, 448, s) for s in range(2)]  # 2048 rows: 9.6 MB of float32, above the 4 MiB threshold
+    first = eio.preprocess(arrays, do_resize=False)
+    want = first.pixel_values.copy()
+    address = first.pixel_values.ctypes.data
+    del first
+    again = eio.preprocess(arrays, do_resize=False)
+    assert again.pixel_values.ctypes.data == address  # the freed block came back
+    np.testing.assert_array_equal(again.pixel_values, want)
+    live = [eio.preprocess(arrays, do_resize=False) for _ in range(3)]
+    for a in [again] + live:
+        for b in live:
+            assert a is b or not np.shares_memory(a.pixel_values, b.pixel_values)
+        np.testing.assert_array_equal(a.pixel_values, want)
+    pv, _ = live[0].to_torch()  # a tensor keeps its block alive after the result is gone
+    del live[0]
+    eio.preprocess(arrays, do_resize=False)
+    assert torch.equal(pv, torch.from_numpy(want))
+    # bfloat16 (half the bytes: too small for the cached blocks, a new one) and a skip-mode view come out right too.
+    bf = eio.preprocess(arrays, do_resize=False, dtype="bfloat16")
+    assert torch.equal(bf.to_torch()[0], torch.from_numpy(want).to(torch.bfloat16))
+    skip = eio.preprocess([arrays[0], b"not an image", arrays[1]], do_resize=False, on_error="skip")
+    np.testing.assert_array_equal(skip.pixel_values, want)
+    del again, live, bf, skip, pv
+    assert eio.release_output_cache() > 0
+    assert eio.release_output_cache() == 0
+
+
 def test_errors_name_the_input_and_skip_mode(tmp_path):
     good = encoded_rgb(60, 60, "PNG")
     bad_header = b"\x89PNG\r\n\x1a\n" + b"\0" * 30

@@ -21,7 +21,7 @@ overflow-checked; progressive JPEGs are limited to 500 scans; decoder warnings a
 warnings about ancillary metadata chunks such as iCCP are ignored, as Pillow does); animated WebP, 16-bit
 grayscale PNG with tRNS and formats other than JPEG/PNG/WebP are refused with a reason. Every failure is an
 ``ImageDecodeError`` (a ValueError) naming the input and the reason; the C++ code never exits or aborts and shares
-no mutable state between threads.
+no mutable state between threads but the mutex-guarded cache of freed output buffers (``release_output_cache``).
 """
 
 from evoquality.io.errors import ImageDecodeError
@@ -33,6 +33,7 @@ from evoquality.io.pipeline import (
     native_available,
     preprocess,
     probe,
+    release_output_cache,
     resize_bicubic,
     smart_resize,
 )
@@ -41,7 +42,7 @@ from evoquality.io.reference import DEFAULT_MAX_IMAGE_PIXELS, OPENAI_CLIP_MEAN, 
 __all__ = [
     "DEFAULT_MAX_IMAGE_PIXELS", "DTYPES", "ImageDecodeError", "NativeQwen2VLImageProcessor", "OPENAI_CLIP_MEAN",
     "OPENAI_CLIP_STD", "Preprocessed", "decode", "default_num_threads", "native_available", "preprocess", "probe",
-    "resize_bicubic", "smart_resize", "use_native_image_processor",
+    "release_output_cache", "resize_bicubic", "smart_resize", "use_native_image_processor",
 ]
 
 
