@@ -132,7 +132,8 @@ def to_markdown(report: dict) -> str:
              f"- device: {env['device']['cpu']} ({env['device']['cores_usable']} usable cores), 1 thread",
              f"- commit: {env['commit']}, date: {env['date']}",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
-             f"- {IMAGES} arrays of {HEIGHT}x{WIDTH} ({t['output_megapixels']} output MP), {t['repeats']} rounds", "",
+             f"- {IMAGES} arrays of {HEIGHT}x{WIDTH} ({t['output_megapixels']} output MP), {t['repeats']} rounds",
+             "- path: " + ", ".join(f"{n}: {isa}" for n, isa in report["patchify_isa"].items()), "",
              "ms per output megapixel (wall), p50 [p20-p80]", "",
              "| build | dtype | " + " | ".join(MODES) + " |", "|---|---|" + "---|" * len(MODES)]
     for name in report["builds"]:
@@ -162,7 +163,8 @@ def main() -> int:
     builds = {"this checkout": _backend.native_extension()}
     if args.baseline is not None:
         builds[f"baseline ({args.baseline})"] = load_build(args.baseline)
-    report = {"environment": environment(), "builds": list(builds)}
+    report = {"environment": environment(), "builds": list(builds),
+              "patchify_isa": {n: getattr(ext, "patchify_isa", lambda: "scalar")() for n, ext in builds.items()}}
     report["ms_per_output_mp"] = ms_per_output_mp(builds, args.repeats)
     report["peak_memory"] = peak_memory() if Path("/proc/self/clear_refs").exists() else "needs Linux /proc"
     args.out.mkdir(parents=True, exist_ok=True)

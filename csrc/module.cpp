@@ -379,6 +379,10 @@ PYBIND11_MODULE(_native, m) {
   py::arg("strict") = true, py::arg("apply_exif_orientation") = false, py::arg("jpeg_scale_denom") = 1,
   "Decode JPEG/PNG/WebP bytes to an (H, W, 3) uint8 RGB array.");
 
+  m.def("patchify_isa", []() { return std::string(patchify_isa()); },
+        "The normalise+patchify path for the shapes it covers: 'avx512vbmi' or 'scalar' (EVQ_NATIVE_ISA=scalar "
+        "forces the latter).");
+
   m.def("release_output_cache", []() { return release_cached_out_blocks(); },
         "Free the output buffers kept for reuse by later preprocess calls; returns the bytes freed.");
 

@@ -28,6 +28,12 @@ inline size_t dtype_size(OutDtype d) { return d == OutDtype::Float32 ? 4 : d == 
 // as Qwen2VLImageProcessorPil.patchify). The value of an input byte u in channel c is computed as transformers
 // does: float32(float64(u) * rescale_factor), then (x - float32(mean[c])) / float32(std[c]) in float32, so a
 // 256-entry table per channel is exact. Requires width and height to be multiples of patch_size*merge_size.
+// Two paths give the same bytes: AVX-512 VBMI (64 lookups per instruction group) where the CPU has it and
+// merge_size == 2 with an even patch_size <= 16, else scalar table lookups.
 void patchify(const uint8_t* rgb, int width, int height, const PatchSpec& s, OutDtype d, void* out);
+
+// "avx512vbmi" or "scalar": the path patchify takes for the shapes the fast path covers. EVQ_NATIVE_ISA=scalar in
+// the environment forces the scalar path (tests compare the two; PyTorch's ATEN_CPU_CAPABILITY works alike).
+const char* patchify_isa();
 
 }  // namespace evq

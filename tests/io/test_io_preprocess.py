@@ -15,6 +15,13 @@ from io_helpers import encoded_rgb, mode_variants, photo
 
 pytestmark = pytest.mark.skipif(not eio.native_available(), reason="native extension not built")
 
+
+def native_patchify_isa() -> str:
+    from evoquality import _backend
+
+    ext = _backend.native_extension()
+    return ext.patchify_isa() if ext is not None else "scalar"
+
 # Tolerance of the issue: max |delta| <= 1e-6 against the PIL backend (the implementation is bit-exact; 0 is asserted
 # where the computation is the same float32 arithmetic).
 PIXEL_ATOL = 1e-6
@@ -117,6 +124,34 @@ def test_every_byte_value_matches_transformers_arithmetic(pil_processor, setting
     np.testing.assert_array_equal(f32.view(np.uint32), want.view(np.uint32))
     bf = eio.preprocess([rgb], do_resize=False, dtype="bfloat16", **kw).to_torch()[0]
     assert torch.equal(bf.view(torch.int16), torch.from_numpy(want).to(torch.bfloat16).view(torch.int16))
+
+
+# (patch_size, merge_size, temporal_patch_size): Qwen2/2.5-VL, Qwen3-VL's 16, and shapes only the scalar path takes.
+GEOMETRIES = [(14, 2, 2), (16, 2, 2), (12, 2, 1), (14, 2, 3), (4, 2, 2), (14, 1, 2), (7, 3, 2), (15, 2, 2)]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_patch_geometries_match_transformers(pil_processor, geometry):
+    p, m, t = geometry
+    kw = dict(patch_size=p, merge_size=m, temporal_patch_size=t, min_pixels=(p * m) ** 2, max_pixels=(p * m) ** 2 * 40)
+    images = [photo(97, 131, 1), photo(3 * p * m, 5 * p * m, 2)]
+    want = pil_processor(**kw)(images)
+    got = eio.preprocess(images, **kw)
+    np.testing.assert_array_equal(got.pixel_values, np.asarray(want["pixel_values"]))
+    np.testing.assert_array_equal(got.image_grid_thw, np.asarray(want["image_grid_thw"]))
+
+
+@pytest.mark.skipif(native_patchify_isa() == "scalar", reason="CPU without AVX-512 VBMI: only the scalar path exists")
+@pytest.mark.parametrize("dtype", eio.DTYPES)
+def test_avx512_path_equals_scalar_path(dtype, monkeypatch):
+    images = [photo(h, w, s) for s, (h, w) in enumerate([(56, 56), (97, 131), (812, 1204), (300, 28)])]
+    for p, m, t in GEOMETRIES:
+        kw = dict(patch_size=p, merge_size=m, temporal_patch_size=t, min_pixels=(p * m) ** 2, dtype=dtype)
+        monkeypatch.delenv("EVQ_NATIVE_ISA", raising=False)
+        fast = eio.preprocess(images, **kw).pixel_values
+        monkeypatch.setenv("EVQ_NATIVE_ISA", "scalar")
+        assert native_patchify_isa() == "scalar"
+        np.testing.assert_array_equal(eio.preprocess(images, **kw).pixel_values, fast)
 
 
 def test_bfloat16_is_round_to_nearest_even_of_float32():
