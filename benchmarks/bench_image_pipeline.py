@@ -151,8 +151,10 @@ def bench_case(case, threads: int, rounds: int) -> dict:
 
 def patchify_ms_per_output_mp(repeats: int = 15) -> dict:
     """Normalise + patchify alone: arrays already at their smart_resize size (812x1204, a multiple of 28) skip
-    decoding and resizing. Into a fresh output array (includes the kernel's page zeroing of ~24 MB per output
-    megapixel) and into a reused buffer (`out=`); wall and CPU (process) time, one thread."""
+    decoding and resizing. Into a fresh output array (each freed before the next call, so after the first the
+    extension's output cache serves it from the freed block) and into a reused buffer (`out=`); wall and CPU
+    (process) time, one thread, float32. bench_normalize_patchify.py breaks this down by dtype, adds the cold
+    first-call cost (new memory: page faults and zeroing) and compares builds side by side."""
     arrays = [_photo(812, 1204, s) for s in range(4)]
     mp = 4 * 812 * 1204 / 1e6
     buf = np.empty_like(eio.preprocess(arrays, num_threads=1).pixel_values)

@@ -9,11 +9,12 @@
 Exactness: decode equals Pillow 13's (libjpeg-turbo accurate IDCT + fancy upsampling, libpng, libwebp) followed by
 transformers' ``convert_to_rgb`` (Pillow's colour rules for L/LA/P/CMYK/I;16, alpha composited onto white);
 ``smart_resize`` and BICUBIC are Pillow/transformers bit for bit (the two resize passes run in the order of the
-installed Pillow: 13 sometimes goes vertical-first, <= 12 never does, and the uint8 intermediate differs); rescale/normalise reproduce transformers' float64
-then float32 arithmetic through per-channel tables. ``approx=True`` decodes JPEGs at 1/2, 1/4 or 1/8 scale in the
-DCT domain (the largest reduction keeping both sides >= the target) before the same resampler; measured against
-exact mode on photos (uint8 output): mean |delta| 0.29 LSB at 3000x2000 -> 1M pixels, 0.46 LSB at 3000x2000 -> 200k,
-0.82 LSB at 1024x768 -> 200k; p99 2-7 LSB (benchmarks/bench_image_pipeline.py reports it per run).
+installed Pillow: 13 sometimes goes vertical-first, <= 12 never does, and the uint8 intermediate differs);
+rescale/normalise reproduce transformers' float64 then float32 arithmetic through per-channel tables (looked up 64
+at a time with AVX-512 VBMI where the CPU has it). ``approx=True`` decodes JPEGs at 1/2, 1/4 or 1/8 scale in the DCT
+domain (the largest reduction keeping both sides >= the target) before the same resampler; measured against exact
+mode on photos (uint8 output): mean |delta| 0.29 LSB at 3000x2000 -> 1M pixels, 0.46 LSB at 3000x2000 -> 200k, 0.82
+LSB at 1024x768 -> 200k; p99 2-7 LSB (benchmarks/bench_image_pipeline.py reports it per run).
 
 Safety: the header is read first; width, height >= 1 and width*height <= max_image_pixels (default 178,956,970,
 Pillow's DecompressionBombError bound) are checked before any pixel buffer exists; buffer sizes are
