@@ -85,14 +85,14 @@ class LineStreamer {
 // straight from the interleaved RGB.
 template <typename T>
 void fill_block_scalar(const uint8_t* rgb, size_t row_stride, const PatchSpec& s, const T (*lut)[256], int bh,
-                       int bw, size_t dim, size_t plane, T* rows) {
+                       int bw, size_t frame, size_t block, T* rows) {
   const int P = s.patch_size, M = s.merge_size;
   for (int mh = 0; mh < M; ++mh) {
     for (int mw = 0; mw < M; ++mw) {
       const uint8_t* src = rgb + size_t((bh * M + mh) * P) * row_stride + size_t((bw * M + mw) * P) * 3;
-      T* d0 = rows + size_t(mh * M + mw) * dim;
-      T* d1 = d0 + plane;
-      T* d2 = d1 + plane;
+      T* d0 = rows + size_t(mh * M + mw) * frame;
+      T* d1 = d0 + block;
+      T* d2 = d1 + block;
       for (int py = 0; py < P; ++py, src += row_stride, d0 += P, d1 += P, d2 += P) {
         for (int px = 0; px < P; ++px) {
           if constexpr (sizeof(T) == 1) {  // the compact layout keeps the bytes
@@ -197,7 +197,7 @@ EVQ_VBMI void vbmi_tables(const T (*lut)[256], int P, VbmiTables<T>* t) {
 
 template <typename T>
 EVQ_VBMI void fill_block_vbmi(const uint8_t* rgb, size_t row_stride, int P, const VbmiTables<T>& t, int bh, int bw,
-                              size_t dim, size_t plane, T* rows) {
+                              size_t frame, size_t block, T* rows) {
   // Bytes of one merge-block row (6P <= 96): the first 64 in one vector per row, the rest in the tails vector.
   const int span = 2 * P * 3;
   const __mmask64 head = span >= 64 ? ~__mmask64(0) : (__mmask64(1) << span) - 1;
@@ -212,8 +212,8 @@ EVQ_VBMI void fill_block_vbmi(const uint8_t* rgb, size_t row_stride, int P, cons
       for (int c = 0; c < 3; ++c) {
         __m512i idx = _mm512_permutex2var_epi8(a, _mm512_load_si512(t.gather_ac[c]), b);
         idx = _mm512_mask_permutexvar_epi8(idx, t.from_e[c], _mm512_load_si512(t.gather_e[c]), e);
-        T* base = rows + size_t(mh) * 2 * dim + size_t(c) * plane + size_t(py) * P;
-        T* const run[4] = {base, base + dim, base + P, base + dim + P};
+        T* base = rows + size_t(mh) * 2 * frame + size_t(c) * block + size_t(py) * P;
+        T* const run[4] = {base, base + frame, base + P, base + frame + P};
         lookup_store<T>(idx, t.planes[c], m, run);
       }
     }
@@ -238,8 +238,8 @@ bool use_vbmi(const PatchSpec& s) {
 }
 
 // Output rows come in Qwen2-VL's (h/m, w/m, m, m) order, so the output is written front to back: the rows of one
-// merge block are contiguous. They are assembled in an L1-resident scratch (frame 0 of each channel; the temporal
-// copies of a still image are identical, copied from it), then streamed out.
+// merge block are contiguous. Frame 0 of each (patch, channel) plane is assembled in an L1-resident scratch and
+// streamed out once per temporal frame (a still image's frames are identical copies).
 template <typename T>
 void write_patches(const uint8_t* rgb, int width, int height, const PatchSpec& s, const T (*lut)[256], T* out,
                    int temporal) {
@@ -247,9 +247,8 @@ void write_patches(const uint8_t* rgb, int width, int height, const PatchSpec& s
   const int gh = height / P, gw = width / P;
   const size_t row_stride = size_t(width) * 3;
   const size_t block = size_t(P) * P;  // one (c, t) plane of a patch
-  const size_t plane = size_t(temporal) * block;  // one channel of a patch row
-  const size_t dim = 3 * plane;
-  std::vector<T> rows(size_t(M) * M * dim);
+  const size_t frame = 3 * block;      // frame 0 of one output row: its channels' planes
+  std::vector<T> rows(size_t(M) * M * frame);
 #if defined(__x86_64__)
   std::unique_ptr<VbmiTables<T>> vbmi;
   if (use_vbmi(s)) {
@@ -270,19 +269,23 @@ void write_patches(const uint8_t* rgb, int width, int height, const PatchSpec& s
       }
 #if defined(__x86_64__)
       if (vbmi) {
-        fill_block_vbmi<T>(rgb, row_stride, P, *vbmi, bh, bw, dim, plane, rows.data());
+        fill_block_vbmi<T>(rgb, row_stride, P, *vbmi, bh, bw, frame, block, rows.data());
       } else {
-        fill_block_scalar<T>(rgb, row_stride, s, lut, bh, bw, dim, plane, rows.data());
+        fill_block_scalar<T>(rgb, row_stride, s, lut, bh, bw, frame, block, rows.data());
       }
 #else
-      fill_block_scalar<T>(rgb, row_stride, s, lut, bh, bw, dim, plane, rows.data());
+      fill_block_scalar<T>(rgb, row_stride, s, lut, bh, bw, frame, block, rows.data());
 #endif
-      for (int r = 0; r < M * M; ++r)
+      if (temporal == 1) {  // the scratch is the output layout (uint8 always)
+        stream.put(rows.data(), rows.size() * sizeof(T));
+        continue;
+      }
+      for (int r = 0; r < M * M; ++r) {
         for (int c = 0; c < 3; ++c) {
-          T* frame0 = rows.data() + size_t(r) * dim + size_t(c) * plane;
-          for (int t = 1; t < temporal; ++t) std::memcpy(frame0 + t * block, frame0, block * sizeof(T));
+          const T* plane = rows.data() + size_t(r) * frame + size_t(c) * block;
+          for (int t = 0; t < temporal; ++t) stream.put(plane, block * sizeof(T));
         }
-      stream.put(rows.data(), rows.size() * sizeof(T));
+      }
     }
   }
   stream.finish();
