@@ -15,7 +15,8 @@ from evoquality.training.config import make_config
 from evoquality.training.rounds import EvolveSettings, _check_or_write_state, label_config
 
 # Small enough for two rounds on two loaded CPU cores; everything else is the embedded default (no --model).
-FLAGS = ["--rounds", "2", "--use-cpu", "true", "--label-pairs", "6", "--label-votes", "2", "--label-max-new-tokens",
+FLAGS = ["--rounds", "2", "--use-cpu", "true", "--label-pairs", "6", "--label-same-content-pairs", "0",
+         "--label-votes", "2", "--label-max-new-tokens",
          "6", "--label-batch-items", "3", "--num-generations", "2", "--images-per-step", "2",
          "--per-device-train-batch-size", "4", "--max-completion-length", "6", "--max-steps", "3",
          "--save-steps", "1", "--beta", "0.05"]
@@ -46,16 +47,16 @@ def test_killed_run_resumes_without_redoing_finished_work(tmp_path):
     labels1 = out / "round_01" / "labels" / "labels.jsonl"
     assert labels1.is_file() and not (out / "round_01" / "DONE").exists()
     labels_before = (labels1.read_bytes(), labels1.stat().st_mtime_ns)
-    initial_before = (out / "initial_model" / "model.safetensors").stat().st_mtime_ns
+    pool_before = (out / "default_pool" / "pool.jsonl").stat().st_mtime_ns
 
     done = subprocess.run(_cmd(out), env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     final = out / "round_02" / "train" / "model"
     assert done.stdout.strip().splitlines()[-1] == str(final)
 
-    # Nothing finished was redone: stage-1 labels of round 1 and the initial model untouched.
+    # Nothing finished was redone: stage-1 labels of round 1 and the pool untouched.
     assert (labels1.read_bytes(), labels1.stat().st_mtime_ns) == labels_before
-    assert (out / "initial_model" / "model.safetensors").stat().st_mtime_ns == initial_before
+    assert (out / "default_pool" / "pool.jsonl").stat().st_mtime_ns == pool_before
     # Training resumed from the checkpoint the killed run left, and finished its steps.
     summary1 = json.loads((out / "round_01" / "train" / "train_summary.json").read_text())
     assert summary1["resumed_from"] is not None and summary1["resumed_from"].endswith(("checkpoint-1", "checkpoint-2"))
@@ -77,23 +78,25 @@ def test_killed_run_resumes_without_redoing_finished_work(tmp_path):
 
 
 def test_resume_with_different_settings_is_refused(tmp_path):
-    first = EvolveSettings(out=str(tmp_path), train=make_config(None, {"beta": 0.05}))
+    first = EvolveSettings(out=str(tmp_path), model="m", images="i", train=make_config(None, {"beta": 0.05}))
     _check_or_write_state(tmp_path, first, is_main=True)
-    _check_or_write_state(tmp_path, EvolveSettings(out=str(tmp_path), rounds=5, train=make_config(None, {"beta": 0.05})),
+    _check_or_write_state(tmp_path, EvolveSettings(out=str(tmp_path), model="m", images="i", rounds=5, train=make_config(None, {"beta": 0.05})),
                           is_main=True)  # more rounds: allowed (extends the run)
     with pytest.raises(ValueError, match=r"different settings \(train\)"):
-        _check_or_write_state(tmp_path, EvolveSettings(out=str(tmp_path), train=make_config(None, {"beta": 0.1})),
+        _check_or_write_state(tmp_path, EvolveSettings(out=str(tmp_path), model="m", images="i", train=make_config(None, {"beta": 0.1})),
                               is_main=True)
 
 
 def test_round_settings(tmp_path):
-    s = EvolveSettings(out=str(tmp_path), label={"pairs": 10}, round2_variants=10, round2_same_content_pairs=50,
+    s = EvolveSettings(out=str(tmp_path), model="m", images="i", label={"pairs": 10}, round2_variants=10, round2_same_content_pairs=50,
                        train=make_config(None, {"seed": 4}))
     r1 = label_config(s, 1, tmp_path / "m", "imgs", tmp_path / "l1")
     r2 = label_config(s, 2, tmp_path / "m", "imgs", tmp_path / "l2")
     assert (r1.seed, r1.variants, r1.same_content_pairs, r1.pairs) == (5, 0, 0, 10)
     assert (r2.seed, r2.variants, r2.same_content_pairs) == (6, 10, 50)
     with pytest.raises(ValueError, match="label config must not set 'model'"):
-        EvolveSettings(out="x", label={"model": "m"}).validate()
+        EvolveSettings(out="x", model="m", images="i", label={"model": "m"}).validate()
     with pytest.raises(ValueError, match="rounds must be a positive int"):
-        EvolveSettings(out="x", rounds=0).validate()
+        EvolveSettings(out="x", model="m", images="i", rounds=0).validate()
+    with pytest.raises(ValueError, match="model and images must be given"):
+        EvolveSettings(out="x", model="", images="i").validate()

@@ -1,6 +1,7 @@
 """`evoquality evolve`: the whole method — T rounds of (stage 1 labelling -> stage 2 GRPO), resumable.
 
-    evoquality evolve                                   # embedded default: tiny model, bundled photos, ./evoquality-run
+    evoquality evolve                                   # embedded default: the toy base model on the toy pool,
+                                                        # with a held-out report per round (./evoquality-run)
     evoquality evolve --model DIR --images DIR|MANIFEST --rounds 2 --out DIR [--config train.yaml]
                       [--label-config label.yaml] [--label-pairs 20000 --label-votes 32 ...]
                       [--round2-variants 10 --round2-same-content-pairs 5000]
@@ -31,9 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__.splitlines()[0]
     parser.add_argument("--model", type=str, default=None,
                         help="starting checkpoint (a base VLM, or a supervised IQA model to stack on); "
-                             "default: the embedded tiny model")
+                             "default: the embedded toy base model (evoquality.toy)")
     parser.add_argument("--images", type=str, default=None,
-                        help="unlabelled image pool: folder or manifest; default: the bundled photos")
+                        help="unlabelled image pool: folder or manifest; default: the toy pool (graded blur and "
+                             "noise of bundled photos), evaluated on the toy held-out benchmark after every round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds T [paper: 2]")
     parser.add_argument("--out", type=str, default="evoquality-run", help="run directory (resumed when it exists)")
     parser.add_argument("--round2-variants", type=int, default=0,
@@ -55,10 +57,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from evoquality.training.rounds import TINY_LABEL_DEFAULTS, TINY_TRAIN_DEFAULTS, EvolveSettings
+    """EvolveSettings from the flags. Without --model the toy base model and the toy presets (under any config file
+    and flag) are used; without --images the toy pool, whose manifest is written into the run directory."""
+    from evoquality.toy.base_model import SHIPPED
+    from evoquality.toy.datasets import POOL_DIR, POOL_MANIFEST
+    from evoquality.toy.run import TOY_LABEL_DEFAULTS, TOY_TRAIN_DEFAULTS
+    from evoquality.training.rounds import EvolveSettings
 
     label_names = {f.name for f in _label_fields()}
-    label = dict(TINY_LABEL_DEFAULTS) if args.model is None else {}
+    label = dict(TOY_LABEL_DEFAULTS) if args.model is None else {}
     if args.label_config:
         file_values = read_config_file(args.label_config)
         unknown = sorted(set(file_values) - label_names)
@@ -66,9 +73,10 @@ def settings_from_args(args: argparse.Namespace):
             raise ValueError(f"label config keys {unknown} are not stage-1 options (or are set per round)")
         label.update(file_values)
     label.update({n: getattr(args, "label_" + n) for n in label_names if getattr(args, "label_" + n) is not None})
-    # The tiny preset (embedded default model only) sits under the config file and the flags.
-    train = config_from_args(args, base=TINY_TRAIN_DEFAULTS if args.model is None else None)
-    return EvolveSettings(out=args.out, rounds=args.rounds, model=args.model, images=args.images, train=train,
+    train = config_from_args(args, base=TOY_TRAIN_DEFAULTS if args.model is None else None)
+    model = args.model if args.model is not None else str(SHIPPED)
+    images = args.images if args.images is not None else str(Path(args.out) / POOL_DIR / POOL_MANIFEST)
+    return EvolveSettings(out=args.out, rounds=args.rounds, model=model, images=images, train=train,
                           label=label, round2_variants=args.round2_variants,
                           round2_same_content_pairs=args.round2_same_content_pairs)
 
@@ -78,7 +86,15 @@ def run(args: argparse.Namespace) -> int:
     from evoquality.training.rounds import evolve
 
     try:
-        final = evolve(settings_from_args(args))
+        settings = settings_from_args(args)
+        if args.images is None:  # the embedded default world: write the pool, evolve, report every round
+            from evoquality.toy.datasets import write_pool
+            from evoquality.toy.run import run_default
+
+            write_pool(args.out)
+            final = run_default(settings)
+        else:
+            final = evolve(settings)
     except (ValueError, FileNotFoundError, CheckpointError, ImportError) as e:
         print(f"evoquality evolve: error: {e}", file=sys.stderr)
         return 2

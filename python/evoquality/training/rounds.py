@@ -5,8 +5,6 @@ redone.
 
     out/
       evolve.json            the run's settings (a resume with different settings is refused) and progress
-      initial_model/         only without --model: the embedded default (the tiny Qwen2.5-VL for now)
-      default_pool/          only without --images: the bundled photos (scikit-image)
       round_01/labels/       stage 1 round directory (labels.jsonl when finished)
       round_01/train/        stage 2 output; train/model is the evolved checkpoint
       round_01/DONE          written last: the round is complete
@@ -24,7 +22,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from evoquality.training.config import TrainConfig, config_to_dict
 from evoquality.training.stage import final_model_dir, train_stage
@@ -32,28 +30,22 @@ from evoquality.training.stage import final_model_dir, train_stage
 STATE_FILE = "evolve.json"
 DONE_FILE = "DONE"
 
-# The embedded default (no --model): small enough to run a full two-round loop on a laptop CPU in minutes.
-# Explicit flags and config files override every value.
-TINY_LABEL_DEFAULTS = {"pairs": 12, "votes": 4, "max_new_tokens": 24, "batch_items": 4, "progress": False}
-TINY_TRAIN_DEFAULTS = {"num_generations": 4, "images_per_step": 4, "per_device_train_batch_size": 8,
-                       "max_completion_length": 24, "learning_rate": 1e-5, "save_steps": 2,
-                       "gradient_checkpointing": False}
-
-
 @dataclass
 class EvolveSettings:
-    """Everything a run depends on. model None = the embedded default; images None = the bundled photos."""
+    """Everything a run depends on (`evoquality evolve` fills model and images with the toy world by default)."""
 
     out: str
+    model: str
+    images: str
     rounds: int = 2
-    model: Optional[str] = None
-    images: Optional[str] = None
     train: TrainConfig = field(default_factory=TrainConfig)
     label: dict = field(default_factory=dict)  # LabelConfig fields other than model/images/out
     round2_variants: int = 0
     round2_same_content_pairs: int = 0
 
     def validate(self) -> None:
+        if not self.model or not self.images:
+            raise ValueError("model and images must be given (a checkpoint directory and an image folder/manifest)")
         if not isinstance(self.rounds, int) or self.rounds < 1:
             raise ValueError(f"rounds must be a positive int, got {self.rounds!r}")
         for key in ("model", "images", "out", "seed"):
@@ -80,31 +72,6 @@ def _atomic_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str))
     os.replace(tmp, path)
-
-
-def _default_model(out: Path, is_main: bool, barrier) -> Path:
-    from evoquality.tiny_model import make_tiny_model
-
-    path = out / "initial_model"
-    if is_main and not (path / "config.json").is_file():
-        partial = out / "initial_model.partial"
-        make_tiny_model(partial, seed=0)
-        os.replace(partial, path)
-    barrier()
-    return path
-
-
-def _default_pool(out: Path, is_main: bool, barrier) -> Path:
-    from evoquality.data.synthetic import bundled_references, fit_size
-
-    path = out / "default_pool"
-    if is_main and not (path / "COMPLETE").is_file():
-        path.mkdir(parents=True, exist_ok=True)
-        for name, image in bundled_references():
-            fit_size(image, 112).save(path / f"{name}.png")
-        (path / "COMPLETE").write_text("")
-    barrier()
-    return path
 
 
 def _check_or_write_state(out: Path, settings: EvolveSettings, is_main: bool) -> None:
@@ -158,9 +125,7 @@ def evolve(settings: EvolveSettings, *, backend_factory=None, image_loader=None)
     out = Path(settings.out)
     _check_or_write_state(out, settings, state.is_main_process)
     state.wait_for_everyone()
-    model0 = Path(settings.model) if settings.model else _default_model(out, state.is_main_process,
-                                                                         state.wait_for_everyone)
-    images = settings.images or str(_default_pool(out, state.is_main_process, state.wait_for_everyone))
+    model0, images = Path(settings.model), settings.images
     current = model0
     for t in range(1, settings.rounds + 1):
         rd = round_dir(out, t)

@@ -1,0 +1,116 @@
+"""The default run's report: how good each checkpoint is on the held-out benchmark, and how good the
+pseudo-labels it voted were — computed against the hidden truth, for the report only.
+
+Held-out columns (the synthetic-benchmark protocol, DATASETS.md): SRCC = L-test (mean SRCC of score vs -level per
+(crop, type)) of the mean of N sampled scores and of the greedy score; pair acc = P-test of the sampled mean;
+parse = share of sampled answers without a score. Label columns, from the stage-1 votes the checkpoint cast on the
+next round's pool pairs: pseudo acc = majority-vote label vs truth (a tie counts 1/2); vote acc = single valid votes
+vs truth; ties = share of tied pairs; vote parse = share of unparseable votes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from evoquality.toy import datasets
+
+HELDOUT_SAMPLES = 8        # N sampled scores per held-out image (plus the greedy answer)
+SCORE_MAX_NEW_TOKENS = 16  # the toy answers "\boxed{q.qq}" directly (no reasoning text)
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+REPORT_PNG = "metrics.png"
+
+
+def heldout_metrics(model_dir, run_dir, *, seed: int = 0, n_samples: int = HELDOUT_SAMPLES) -> dict:
+    from evoquality.data.manifest import read_manifest
+    from evoquality.evaluation.protocol import l_test, p_test
+    from evoquality.evaluation.scorers import ModelScorer
+    from evoquality.modeling import load_policy
+
+    manifest = read_manifest(datasets.write_heldout(run_dir))
+    policy = load_policy(model_dir, device="cpu", dtype="float32")
+    scorer = ModelScorer(policy, n_samples=n_samples, mode="greedy", max_new_tokens=SCORE_MAX_NEW_TOKENS,
+                         batch_size=30, seed=seed)
+    result = scorer.score([manifest.image_path(r) for r in manifest.records])
+    n_answers = len(manifest) * n_samples
+    unparsed = result.failures.get("sampled answers unparsed", 0)
+    return {
+        "srcc": l_test(manifest, result.sampled)["l_test"],
+        "srcc_greedy": l_test(manifest, result.greedy)["l_test"],
+        "pair_acc": p_test(manifest, result.sampled)["p_test"],
+        "parse_fail": unparsed / n_answers,
+        "n_images": len(manifest),
+    }
+
+
+def label_metrics(labels_dir, run_dir) -> dict:
+    """Quality of a round's stage-1 labels against the hidden truth (pairs inside one distortion series)."""
+    from evoquality.labelling.labels import read_labels
+
+    truth = datasets.read_truth(run_dir)
+    rows = read_labels(labels_dir)
+    pseudo = right_votes = valid_votes = invalid = all_valid = ties = judged = 0.0
+    for row in rows:
+        a, b = truth.get(row["image_i"]), truth.get(row["image_j"])
+        valid_votes_pair = row["votes_i"] + row["votes_j"]
+        invalid += row["invalid"]
+        all_valid += valid_votes_pair
+        if a is None or b is None or (a["content"], a["dist_type"]) != (b["content"], b["dist_type"]) \
+                or a["level"] == b["level"]:
+            continue  # no defined better image
+        judged += 1
+        i_better = a["level"] < b["level"]
+        ties += row["p_star"] == 0.5
+        pseudo += 0.5 if row["p_star"] == 0.5 else float((row["p_star"] > 0.5) == i_better)
+        right_votes += row["votes_i"] if i_better else row["votes_j"]
+        valid_votes += valid_votes_pair
+    n_votes = all_valid + invalid
+    return {
+        "pseudo_acc": pseudo / judged if judged else math.nan,
+        "vote_acc": right_votes / valid_votes if valid_votes else math.nan,
+        "tie_rate": ties / judged if judged else math.nan,
+        "vote_parse_fail": invalid / n_votes if n_votes else math.nan,
+        "n_pairs": int(judged),
+    }
+
+
+_COLUMNS = (("srcc", "held-out SRCC (mean of N)"), ("srcc_greedy", "SRCC (greedy)"), ("pair_acc", "pair acc"),
+            ("parse_fail", "parse fail"), ("pseudo_acc", "pseudo-label acc"), ("vote_acc", "single-vote acc"),
+            ("tie_rate", "ties"), ("vote_parse_fail", "vote parse fail"))
+
+
+def _fmt(v) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def table(rows: list[dict]) -> str:
+    head = "| model | " + " | ".join(name for _, name in _COLUMNS) + " |"
+    sep = "|---|" + "---|" * len(_COLUMNS)
+    body = ["| " + r["model"] + " | " + " | ".join(_fmt(r.get(k)) for k, _ in _COLUMNS) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def write_report(run_dir, rows: list[dict], settings: Optional[dict] = None) -> Path:
+    """report.json / report.md / metrics.png under <run>/toy_report (rewritten after every round)."""
+    from evoquality.evaluation.report import scatter_png
+
+    folder = Path(run_dir) / datasets.REPORT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / REPORT_JSON).write_text(json.dumps({"rows": rows, "settings": settings or {}}, indent=2))
+    (folder / REPORT_MD).write_text(__doc__.split("\n\n")[1].replace("\n", " ") + "\n\n" + table(rows) + "\n")
+    xs, ys, groups = [], [], []
+    for t, row in enumerate(rows):
+        for key in ("srcc", "pair_acc", "pseudo_acc", "vote_acc"):
+            value = row.get(key)
+            if value is not None and not math.isnan(value):
+                xs.append(t)
+                ys.append(value)
+                groups.append(key)
+    scatter_png(folder / REPORT_PNG, np.asarray(xs, float), np.asarray(ys, float), groups=groups,
+                title="toy self-evolution: metrics per round", xlabel="round (0 = base model)", ylabel="value")
+    return folder

@@ -1,0 +1,101 @@
+"""The toy world of the embedded default: disjoint photo sets, a pool that says nothing about quality, a truth the
+evolution never opens, and the report's label metrics checked by hand."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from evoquality.toy import datasets, report, world
+
+# An audit hook cannot be removed: install one forwarding hook for the whole session, switched by this slot.
+_AUDIT = {"hook": None}
+sys.addaudithook(lambda event, args: _AUDIT["hook"] and _AUDIT["hook"](event, args))
+
+
+def test_photo_sets_are_disjoint_and_variants_deterministic():
+    sets = [set(world.WARMUP_PHOTOS), set(world.POOL_PHOTOS), set(world.HELDOUT_PHOTOS)]
+    assert all(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1:])
+    a, b = world.variants(world.POOL_PHOTOS[:1], 1, seed=3), world.variants(world.POOL_PHOTOS[:1], 1, seed=3)
+    assert [(v.content, v.dist_type, v.level) for v in a] == [(v.content, v.dist_type, v.level) for v in b]
+    assert all(x.image.tobytes() == y.image.tobytes() for x, y in zip(a, b))
+    assert {v.image.size for v in a} == {(world.CROP, world.CROP)}
+    assert world.quality(1) > world.quality(5)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run = tmp_path_factory.mktemp("toyrun")
+    datasets.write_pool(run)
+    return run
+
+
+def test_pool_manifest_holds_images_and_series_only(run_dir):
+    lines = [json.loads(x) for x in (run_dir / "default_pool" / "pool.jsonl").read_text().splitlines()]
+    assert len(lines) == len(world.POOL_PHOTOS) * datasets.POOL_CROPS_PER_PHOTO * len(world.TYPES) * 5
+    assert all(set(row) == {"image", "group"} for row in lines)
+    words = ("blur", "noise", "level", "gaussian", "white", *world.POOL_PHOTOS)
+    assert not any(w in row["image"] or w in row["group"] for row in lines for w in words)
+    # Nothing but images and the manifest in the pool folder: the truth lives elsewhere.
+    files = {p.name for p in (run_dir / "default_pool").iterdir()}
+    assert files == {"images", "pool.jsonl", "COMPLETE"}
+    truth = datasets.read_truth(run_dir)
+    assert len(truth) == len(lines) and {t["level"] for t in truth.values()} == set(world.LEVELS)
+
+
+def test_label_metrics_by_hand(run_dir, tmp_path):
+    truth = datasets.read_truth(run_dir)
+    by_series = {}
+    for path, t in truth.items():
+        by_series.setdefault((t["content"], t["dist_type"]), {})[t["level"]] = path
+    (s1, s2) = list(by_series.values())[:2]
+    rows = [  # (better, worse) with a correct majority; a tie; a wrong majority; a pair across series (not judged)
+        {"image_i": s1[1], "image_j": s1[3], "p_star": 1.0, "votes_i": 6, "votes_j": 2, "invalid": 0},
+        {"image_i": s1[4], "image_j": s1[2], "p_star": 0.5, "votes_i": 3, "votes_j": 3, "invalid": 2},
+        {"image_i": s2[2], "image_j": s2[5], "p_star": 0.0, "votes_i": 1, "votes_j": 7, "invalid": 0},
+        {"image_i": s1[1], "image_j": s2[1], "p_star": 1.0, "votes_i": 8, "votes_j": 0, "invalid": 0},
+    ]
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "labels.jsonl").write_text("".join(json.dumps({**r, "flagged": False}) + "\n" for r in rows))
+    m = report.label_metrics(labels, run_dir)
+    assert m["n_pairs"] == 3
+    assert m["pseudo_acc"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert m["vote_acc"] == pytest.approx((6 + 3 + 1) / (8 + 6 + 8))
+    assert m["tie_rate"] == pytest.approx(1 / 3)
+    assert m["vote_parse_fail"] == pytest.approx(2 / (8 + 8 + 8 + 8))
+
+
+def test_evolution_never_opens_the_truth(run_dir, monkeypatch, tmp_path):
+    """Run the default's stage 1 + stage 2 (one short round) under an audit hook that fails on any open of a file
+    below toy_report/ — where the truth and the held-out levels live."""
+    from evoquality.toy.base_model import SHIPPED
+    from evoquality.training.config import make_config
+    from evoquality.training.rounds import EvolveSettings, evolve
+
+    forbidden = str((run_dir / datasets.REPORT_DIR).resolve())
+    opened = []
+
+    def hook(event, args):
+        if event == "open" and args and isinstance(args[0], (str, bytes, Path)):
+            path = str(Path(args[0].decode() if isinstance(args[0], bytes) else args[0]).resolve())
+            if path.startswith(forbidden):
+                opened.append(path)
+
+    monkeypatch.setitem(_AUDIT, "hook", hook)
+    settings = EvolveSettings(
+        out=str(tmp_path / "evo"), model=str(SHIPPED), images=str(run_dir / "default_pool" / "pool.jsonl"), rounds=1,
+        label={"pairs": 0, "same_content_pairs": 8, "votes": 2, "max_new_tokens": 12, "progress": False},
+        train=make_config(None, {"num_generations": 2, "images_per_step": 2, "per_device_train_batch_size": 4,
+                                 "max_completion_length": 12, "max_steps": 2, "save_steps": 2, "use_cpu": True,
+                                 "gradient_checkpointing": False}))
+    final = evolve(settings)
+    _AUDIT["hook"] = None
+    assert (final / "config.json").is_file()
+    assert opened == []
+    # The hook does fire for the truth file (the test can fail).
+    _AUDIT["hook"] = hook
+    datasets.read_truth(run_dir)
+    _AUDIT["hook"] = None
+    assert opened and opened[0].endswith(datasets.TRUTH_FILE)
