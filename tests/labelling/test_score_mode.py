@@ -70,3 +70,29 @@ def test_score_mode_all_pairs_hard_labels(tiny_model_dir, id_pool, tmp_path, scr
         assert row["p_star"] == float(i > j)
         assert (row["votes_i"], row["votes_j"]) == ((49, 0) if i > j else (0, 49))
     assert np.isclose(summary["p_star_mean"], np.mean([r["p_star"] for r in labels]))
+
+
+def test_score_mode_mean_label_compares_mean_scores(tiny_model_dir, id_pool, tmp_path, scripted):
+    """label='mean' (score averaging, the EvoEstimate ablation): p* from the two images' mean valid scores."""
+    _run(tiny_model_dir, id_pool, tmp_path / "r", scripted(noisy_score), label="mean")
+    records = RoundDir(tmp_path / "r").read_records()
+    pool_paths = sorted(str(p) for p in id_pool.iterdir())
+    by_id = {int(pool_paths[k].rsplit("im", 1)[1][:-4]): [s for s in rec["scores"] if s is not None]
+             for k, rec in records.items()}
+    labels = read_labels(tmp_path / "r")
+    decided = 0
+    for row in labels:
+        a, b = (by_id[k] for k in _ids(row))
+        if not a or not b:
+            assert row["p_star"] == 0.5
+            continue
+        ma, mb = np.mean(a), np.mean(b)
+        assert row["p_star"] == (1.0 if ma > mb else 0.0 if ma < mb else 0.5)
+        decided += ma != mb
+    assert decided >= 6
+
+
+def test_mean_label_needs_score_mode(tiny_model_dir, id_pool, tmp_path):
+    with pytest.raises(ValueError, match="label 'mean' .* needs mode 'score'"):
+        LabelConfig(model=str(tiny_model_dir), images=str(id_pool), out=str(tmp_path), mode="compare",
+                    label="mean").validate()

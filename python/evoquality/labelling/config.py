@@ -16,7 +16,7 @@ from evoquality.labelling.votes import ORDER_DESIGNS
 
 MODES = ("compare", "score")
 BACKENDS = ("transformers", "vllm")
-LABELS = ("hard", "soft")
+LABELS = ("hard", "soft", "mean")
 NO_VOTE_POLICIES = ("tie", "drop")
 SCORE_PAIRS = ("sampled", "all")
 
@@ -56,7 +56,9 @@ class LabelConfig:
     temperature: float = _opt(1.0, "sampling temperature (paper: 1)")
     backend: str = _opt("transformers", "generation backend", BACKENDS)
     max_image_pixels: int = _opt(DEFAULT_MAX_PIXELS, "images with more pixels are reported and their pairs dropped")
-    label: str = _opt("hard", "hard label with 0.5 ties (paper) or vote fraction", LABELS)
+    label: str = _opt("hard", "hard label with 0.5 ties (paper), vote fraction (soft), or in score mode 'mean': "
+                              "compare the images' mean sampled scores (score averaging, the paper's EvoEstimate "
+                              "ablation)", LABELS)
     min_margin: int = _opt(0, "flag pairs whose vote margin |K_i - K_j| is below this (0 = off); flagged pairs "
                               "are kept and marked")
     no_votes: str = _opt("tie", "a pair with 0 valid votes becomes a tie, or is left out of labels.jsonl",
@@ -91,6 +93,8 @@ class LabelConfig:
         all_pairs = self.mode == "score" and self.score_pairs == "all"
         if self.pairs == 0 and self.same_content_pairs == 0 and not all_pairs:
             raise ValueError("pairs must be > 0 (or same_content_pairs > 0)")
+        if self.label == "mean" and self.mode != "score":
+            raise ValueError("label 'mean' compares mean sampled scores: it needs mode 'score'")
         if self.variants and not self.same_content_pairs:
             raise ValueError("variants are only used by same-content pairs: set same_content_pairs > 0")
 

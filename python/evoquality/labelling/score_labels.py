@@ -4,7 +4,8 @@ N·K generations instead of M·K: with 20,000 pairs over 10,000 images and K = 3
 pair costs nothing once both images are scored (so ``score_pairs='all'`` labels every pair of the pool).
 
 p* = P(s_i > s_j) over all valid sample pairs, ties counting 1/2 (`evoquality.ops.win_matrix`). The hard label
-rounds it (1 above 1/2, 0 below, 0.5 at exactly 1/2); soft keeps it. The row's counts are over the K x K sample
+rounds it (1 above 1/2, 0 below, 0.5 at exactly 1/2); soft keeps it; mean ignores it and compares the two images'
+mean valid scores instead (score averaging: 1, 0, or 0.5 when equal). The row's counts are over the K x K sample
 pairs: votes_i = pairs where image_i's score is strictly higher, votes_j strictly lower (ties in neither), so
 p* = (votes_i + ties / 2) / (n_i n_j); invalid = unparseable scores of the two images; min_margin compares
 |votes_i - votes_j| in these units. A pair where either image has no valid score has no p*: a tie, or dropped.
@@ -45,6 +46,7 @@ def score_labels(pairs: list[dict], records: dict[int, dict], plan, *, label: st
         prob = win_matrix(scores, valid, pairs=idx).double()
         n_valid = valid.sum(1)
         wins, losses = _strict_counts(scores, valid, idx)
+        means = torch.where(valid, scores, 0.0).sum(1).double() / n_valid.clamp(min=1)
         for m, (p, a, b) in enumerate(usable):
             pm = float(prob[m])
             vi, vj = int(wins[m]), int(losses[m])
@@ -52,6 +54,9 @@ def score_labels(pairs: list[dict], records: dict[int, dict], plan, *, label: st
                 if no_votes == "drop":
                     continue
                 p_star = 0.5
+            elif label == "mean":
+                mi, mj = float(means[a]), float(means[b])
+                p_star = 1.0 if mi > mj else 0.0 if mi < mj else 0.5
             elif label == "hard":
                 p_star = 1.0 if pm > 0.5 else 0.0 if pm < 0.5 else 0.5
             else:
