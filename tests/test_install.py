@@ -55,7 +55,12 @@ def test_imports_from_a_regular_wheel_install(tmp_path):
     for path in (pkg, kernels, native):
         assert Path(path).is_relative_to(target), path
     assert Path(kernels).relative_to(target).parts[:2] == ("evoquality", "kernels")
-    # Data files travel too: the extension's type stub and the shipped accelerate configs.
+    # Data files travel too: the extension's type stub, the shipped accelerate configs, the toy base model.
     assert (target / "evoquality" / "_native.pyi").is_file()
     assert sorted(p.name for p in (target / "evoquality" / "training" / "configs").glob("*.yaml")) == [
         "ddp.yaml", "fsdp2.yaml", "multinode_zero3.yaml", "zero3.yaml"]
+    toy = target / "evoquality" / "toy" / "base_model_weights"
+    shipped = ROOT / "python" / "evoquality" / "toy" / "base_model_weights" / "model.safetensors"
+    assert (toy / "model.safetensors").read_bytes() == shipped.read_bytes()
+    shipped_files = {p.name for p in toy.iterdir()}
+    assert {"config.json", "tokenizer.json", "evoquality_toy.json", "warmup_log.jsonl"} <= shipped_files

@@ -80,16 +80,16 @@ def test_killed_run_resumes_without_redoing_finished_work(tmp_path):
 def test_resume_with_different_settings_is_refused(tmp_path):
     first = EvolveSettings(out=str(tmp_path), model="m", images="i", train=make_config(None, {"beta": 0.05}))
     _check_or_write_state(tmp_path, first, is_main=True)
-    _check_or_write_state(tmp_path, EvolveSettings(out=str(tmp_path), model="m", images="i", rounds=5, train=make_config(None, {"beta": 0.05})),
-                          is_main=True)  # more rounds: allowed (extends the run)
+    more = EvolveSettings(out=str(tmp_path), model="m", images="i", rounds=5, train=make_config(None, {"beta": 0.05}))
+    _check_or_write_state(tmp_path, more, is_main=True)  # more rounds: allowed (extends the run)
     with pytest.raises(ValueError, match=r"different settings \(train\)"):
-        _check_or_write_state(tmp_path, EvolveSettings(out=str(tmp_path), model="m", images="i", train=make_config(None, {"beta": 0.1})),
-                              is_main=True)
+        other = EvolveSettings(out=str(tmp_path), model="m", images="i", train=make_config(None, {"beta": 0.1}))
+        _check_or_write_state(tmp_path, other, is_main=True)
 
 
 def test_round_settings(tmp_path):
-    s = EvolveSettings(out=str(tmp_path), model="m", images="i", label={"pairs": 10}, round2_variants=10, round2_same_content_pairs=50,
-                       train=make_config(None, {"seed": 4}))
+    s = EvolveSettings(out=str(tmp_path), model="m", images="i", label={"pairs": 10}, round2_variants=10,
+                       round2_same_content_pairs=50, train=make_config(None, {"seed": 4}))
     r1 = label_config(s, 1, tmp_path / "m", "imgs", tmp_path / "l1")
     r2 = label_config(s, 2, tmp_path / "m", "imgs", tmp_path / "l2")
     assert (r1.seed, r1.variants, r1.same_content_pairs, r1.pairs) == (5, 0, 0, 10)

@@ -29,7 +29,7 @@ HELDOUT_DIR = "heldout"
 COMPLETE = "COMPLETE"
 
 POOL_CROPS_PER_PHOTO = 8      # 3 photos x 8 crops x 2 types x 5 levels = 240 pool images in 48 series
-HELDOUT_CROPS_PER_PHOTO = 10  # 3 photos x 10 crops x 2 types x 5 levels = 300 held-out images in 60 series
+HELDOUT_CROPS_PER_PHOTO = 20  # 3 photos x 20 crops x 2 types x 5 levels = 600 held-out images in 120 series
 POOL_SEED, HELDOUT_SEED = 101, 202
 
 

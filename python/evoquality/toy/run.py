@@ -22,7 +22,7 @@ TOY_LABEL_DEFAULTS = {"pairs": 0, "same_content_pairs": 480, "votes": 8, "max_ne
 # Stage 2: G = 8 rollouts, 8 images (4 labelled pairs) per step; a tiny model needs a far larger learning rate
 # than the paper's 3e-7 for a 7B model.
 TOY_TRAIN_DEFAULTS = {"num_generations": 8, "images_per_step": 8, "per_device_train_batch_size": 64,
-                      "max_completion_length": 12, "learning_rate": 2e-4, "max_steps": 60, "save_steps": 20,
+                      "max_completion_length": 12, "learning_rate": 1e-4, "max_steps": 100, "save_steps": 20,
                       "gradient_checkpointing": False, "use_cpu": True, "logging_steps": 10}
 
 

@@ -8,7 +8,8 @@
     accelerate launch --config_file CONFIG -m evoquality evolve ...        (both stages shard over the processes)
 
 Stage-2 options are the `evoquality train` flags; stage-1 options are the `evoquality label` flags with a
-`--label-` prefix (model, images, out and seed are set per round: round t uses seed + t). Re-running the same command resumes.
+`--label-` prefix (model, images, out and seed are set per round: round t uses seed + t). Re-running the same
+command resumes.
 """
 
 from __future__ import annotations
