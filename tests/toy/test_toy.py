@@ -1,6 +1,7 @@
 """The toy world of the embedded default: disjoint photo sets, a pool that says nothing about quality, a truth the
 evolution never opens, and the report's label metrics checked by hand."""
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -99,3 +100,27 @@ def test_evolution_never_opens_the_truth(run_dir, monkeypatch, tmp_path):
     datasets.read_truth(run_dir)
     _AUDIT["hook"] = None
     assert opened and opened[0].endswith(datasets.TRUTH_FILE)
+
+
+def test_warmup_builder_writes_a_loadable_checkpoint_with_its_log(tmp_path):
+    """The recipe behind the shipped checkpoint, cut to a few steps: same code, same outputs."""
+    from evoquality.modeling import load_policy
+    from evoquality.toy.base_model import MARKER, WarmupRecipe, build_toy_base_model
+
+    recipe = WarmupRecipe(vision_steps=2, sft_steps=2, vision_pairs_per_step=2, sft_batch=2)
+    out = build_toy_base_model(tmp_path / "toy", recipe, progress=False)
+    log = [json.loads(x) for x in (out / "warmup_log.jsonl").read_text().splitlines()]
+    assert [(r["phase"], r["step"]) for r in log] == [("vision", 2), ("sft", 2)]
+    meta = json.loads((out / MARKER).read_text())
+    assert meta["recipe"]["sft_steps"] == 2 and meta["n_parameters"] > 500_000
+    policy = load_policy(out, device="cpu", dtype="float32")
+    assert policy.model_type == "qwen2_5_vl"
+
+
+def test_shipped_checkpoint_is_the_documented_recipe():
+    from evoquality.toy.base_model import MARKER, SHIPPED, WarmupRecipe
+
+    meta = json.loads((SHIPPED / MARKER).read_text())
+    assert meta["recipe"] == dataclasses.asdict(WarmupRecipe())
+    log = [json.loads(x) for x in (SHIPPED / "warmup_log.jsonl").read_text().splitlines()]
+    assert log[-1]["phase"] == "sft" and log[-1]["step"] == WarmupRecipe().sft_steps
