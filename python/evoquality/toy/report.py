@@ -26,7 +26,8 @@ REPORT_MD = "report.md"
 REPORT_PNG = "metrics.png"
 
 
-def heldout_metrics(model_dir, run_dir, *, seed: int = 0, n_samples: int = HELDOUT_SAMPLES) -> dict:
+def heldout_metrics(model_dir, run_dir, *, seed: int = 0, n_samples: int = HELDOUT_SAMPLES,
+                    progress: bool = False) -> dict:
     from evoquality.data.manifest import read_manifest
     from evoquality.evaluation.protocol import l_test, p_test
     from evoquality.evaluation.scorers import ModelScorer
@@ -36,7 +37,7 @@ def heldout_metrics(model_dir, run_dir, *, seed: int = 0, n_samples: int = HELDO
     policy = load_policy(model_dir, device="cpu", dtype="float32")
     scorer = ModelScorer(policy, n_samples=n_samples, mode="greedy", max_new_tokens=SCORE_MAX_NEW_TOKENS,
                          batch_size=30, seed=seed)
-    result = scorer.score([manifest.image_path(r) for r in manifest.records])
+    result = scorer.score([manifest.image_path(r) for r in manifest.records], progress=progress)
     n_answers = len(manifest) * n_samples
     unparsed = result.failures.get("sampled answers unparsed", 0)
     return {

@@ -47,7 +47,8 @@ def run_default(settings, *, progress: bool = True) -> Path:
         if name not in rows or "srcc" not in rows[name]:
             t0 = time.monotonic()
             say(f"held-out evaluation of {name} ...")
-            rows[name] = {"model": name, **rows.get(name, {}), **report.heldout_metrics(model_dir, run)}
+            metrics = report.heldout_metrics(model_dir, run, progress=progress)
+            rows[name] = {"model": name, **rows.get(name, {}), **metrics}
             say(f"held-out evaluation of {name} done in {time.monotonic() - t0:.0f} s")
         report.write_report(run, list(rows.values()), {"rounds": settings.rounds})
 
