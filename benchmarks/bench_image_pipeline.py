@@ -195,16 +195,20 @@ def peak_memory(tmp: Path) -> dict:
             p = tmp / f"peak-{s}.jpg"
             p.write_bytes(_encoded(2000, 3000, s, "JPEG"))
             paths.append(str(p))
-        proc = subprocess.run([sys.executable, "-c", _PEAK_CHILD, str(threads), *paths], capture_output=True,
-                              text=True)
-        if proc.returncode != 0:
-            out[label] = {"error": proc.stderr[-300:]}
-            continue
-        m = json.loads(proc.stdout)
-        growth = (m["hwm_kib"] - m["rss0_kib"]) * 1024
-        out[label] = {"output_mb": round(m["output_bytes"] / 2**20, 1), "peak_growth_mb": round(growth / 2**20, 1),
-                      "ratio": round(growth / m["output_bytes"], 2)}
+        out[label] = peak_growth(_PEAK_CHILD, [str(threads), *paths], digits=1)
     return out
+
+
+def peak_growth(child_code: str, args: list[str], digits: int = 1) -> dict:
+    """Run `child_code` in a fresh interpreter; it prints JSON with rss0_kib, hwm_kib (VmHWM) and output_bytes.
+    Returns the peak resident growth over the output's size, or {"error": ...} when the child failed."""
+    proc = subprocess.run([sys.executable, "-c", child_code, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-300:]}
+    m = json.loads(proc.stdout)
+    growth = (m["hwm_kib"] - m["rss0_kib"]) * 1024
+    return {"output_mb": round(m["output_bytes"] / 2**20, digits), "peak_growth_mb": round(growth / 2**20, digits),
+            "ratio": round(growth / m["output_bytes"], digits + 1)}
 
 
 def approx_error() -> dict:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from evoquality import _backend
 from evoquality.io.reference import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_image_pipeline import _photo, environment  # noqa: E402  (same photos and environment record)
+from bench_image_pipeline import _photo, environment, peak_growth  # noqa: E402  (same photos and environment record)
 
 HEIGHT, WIDTH, IMAGES = 812, 1204, 4
 DTYPES = ("float32", "bfloat16", "uint8")
@@ -113,15 +112,8 @@ def peak_memory() -> dict:
     """dtype -> peak resident growth while producing one 812x1204 image's output, over the output's bytes."""
     res = {}
     for dtype in DTYPES:
-        proc = subprocess.run([sys.executable, "-c", _PEAK_CHILD, str(Path(__file__).resolve().parent), dtype,
-                               str(HEIGHT), str(WIDTH)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            res[dtype] = {"error": proc.stderr[-300:]}
-            continue
-        m = json.loads(proc.stdout)
-        growth = (m["hwm_kib"] - m["rss0_kib"]) * 1024
-        res[dtype] = {"output_mb": round(m["output_bytes"] / 2**20, 2), "peak_growth_mb": round(growth / 2**20, 2),
-                      "ratio": round(growth / m["output_bytes"], 3)}
+        res[dtype] = peak_growth(_PEAK_CHILD, [str(Path(__file__).resolve().parent), dtype, str(HEIGHT), str(WIDTH)],
+                                 digits=2)
     return res
 
 
