@@ -124,3 +124,18 @@ def test_shipped_checkpoint_is_the_documented_recipe():
     assert meta["recipe"] == dataclasses.asdict(WarmupRecipe())
     log = [json.loads(x) for x in (SHIPPED / "warmup_log.jsonl").read_text().splitlines()]
     assert log[-1]["phase"] == "sft" and log[-1]["step"] == WarmupRecipe().sft_steps
+
+
+def test_heldout_benchmark_written_under_a_relative_run_dir_resolves(tmp_path, monkeypatch):
+    """`evoquality evolve` defaults to --out evoquality-run (relative): the held-out manifest must still point at
+    its images, and a run directory whose images are gone is an error, not an empty report row."""
+    from evoquality.data.manifest import read_manifest
+    from evoquality.toy.base_model import SHIPPED
+
+    monkeypatch.chdir(tmp_path)
+    manifest = read_manifest(datasets.write_heldout("run"))
+    assert len(manifest) == len(world.HELDOUT_PHOTOS) * datasets.HELDOUT_CROPS_PER_PHOTO * len(world.TYPES) * 5
+    assert all(Path(manifest.image_path(r)).is_file() for r in manifest.records)
+    Path(manifest.image_path(manifest.records[0])).unlink()
+    with pytest.raises(RuntimeError, match="1 of 600 images could not be read"):
+        report.heldout_metrics(SHIPPED, "run", n_samples=1)

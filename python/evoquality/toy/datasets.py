@@ -70,7 +70,7 @@ def write_heldout(run_dir) -> Path:
     """Write the held-out benchmark once (other photos than the warm-up and the pool); return its manifest path."""
     from evoquality.data.manifest import Header, Manifest, Record
 
-    folder = Path(run_dir) / REPORT_DIR / HELDOUT_DIR
+    folder = (Path(run_dir) / REPORT_DIR / HELDOUT_DIR).resolve()  # the manifest's root must not depend on the cwd
     path = folder / "manifest.jsonl"
     if (folder / COMPLETE).is_file():
         return path
