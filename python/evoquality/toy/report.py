@@ -40,9 +40,9 @@ def heldout_metrics(model_dir, run_dir, *, seed: int = 0, n_samples: int = HELDO
     result = scorer.score([manifest.image_path(r) for r in manifest.records], progress=progress)
     rejected = {k: v for k, v in result.failures.items() if k.startswith("image rejected")}
     if rejected:  # the held-out images are ours: one that cannot be read means a broken run directory
-        raise RuntimeError(f"held-out benchmark {manifest.header.root}: {sum(rejected.values())} of {len(manifest)} "
-                           f"images could not be read ({rejected}); delete {datasets.REPORT_DIR}/{datasets.HELDOUT_DIR} "
-                           "to rebuild it")
+        n_bad = sum(rejected.values())
+        raise RuntimeError(f"held-out benchmark {manifest.header.root}: {n_bad} of {len(manifest)} images could not "
+                           f"be read ({rejected}); delete {datasets.REPORT_DIR}/{datasets.HELDOUT_DIR} to rebuild it")
     n_answers = len(manifest) * n_samples
     unparsed = result.failures.get("sampled answers unparsed", 0)
     return {
