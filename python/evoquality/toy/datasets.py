@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 
+from evoquality.labelling.store import atomic_write_text
 from evoquality.toy import world
 
 POOL_DIR = "default_pool"
@@ -43,11 +43,16 @@ def _opaque(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def pool_manifest(run_dir) -> Path:
+    """Where `write_pool` puts the pool manifest of a run directory (the `--images` of the default run)."""
+    return Path(run_dir) / POOL_DIR / POOL_MANIFEST
+
+
 def write_pool(run_dir) -> Path:
     """Write the pool (images + manifest) and its hidden truth once; return the pool manifest path."""
     run = Path(run_dir)
     pool, report = run / POOL_DIR, run / REPORT_DIR
-    manifest = pool / POOL_MANIFEST
+    manifest = pool_manifest(run)
     if (pool / COMPLETE).is_file() and (report / TRUTH_FILE).is_file():
         return manifest
     (pool / "images").mkdir(parents=True, exist_ok=True)
@@ -96,6 +101,4 @@ def read_truth(run_dir) -> dict[str, dict]:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))

@@ -104,11 +104,12 @@ def table(rows: list[dict]) -> str:
 def write_report(run_dir, rows: list[dict], settings: Optional[dict] = None) -> Path:
     """report.json / report.md / metrics.png under <run>/toy_report (rewritten after every round)."""
     from evoquality.evaluation.report import scatter_png
+    from evoquality.labelling.store import atomic_write_text
 
     folder = Path(run_dir) / datasets.REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / REPORT_JSON).write_text(json.dumps({"rows": rows, "settings": settings or {}}, indent=2))
-    (folder / REPORT_MD).write_text(__doc__.split("\n\n")[1].replace("\n", " ") + "\n\n" + table(rows) + "\n")
+    atomic_write_text(folder / REPORT_JSON, json.dumps({"rows": rows, "settings": settings or {}}, indent=2))
+    atomic_write_text(folder / REPORT_MD, __doc__.split("\n\n")[1].replace("\n", " ") + "\n\n" + table(rows) + "\n")
     xs, ys, groups = [], [], []
     for t, row in enumerate(rows):
         for key in ("srcc", "pair_acc", "pseudo_acc", "vote_acc"):

@@ -43,6 +43,11 @@ def run_default(settings, *, progress: bool = True) -> Path:
         if progress:
             print(f"[evolve] {text}", flush=True)
 
+    names = ["base"] + [f"round {t}" for t in range(1, settings.rounds + 1)]
+
+    def ordered() -> list[dict]:
+        return [rows[n] for n in names if n in rows]
+
     def evaluate(name: str, model_dir) -> None:
         if name not in rows or "srcc" not in rows[name]:
             t0 = time.monotonic()
@@ -50,9 +55,8 @@ def run_default(settings, *, progress: bool = True) -> Path:
             metrics = report.heldout_metrics(model_dir, run, progress=progress)
             rows[name] = {"model": name, **rows.get(name, {}), **metrics}
             say(f"held-out evaluation of {name} done in {time.monotonic() - t0:.0f} s")
-        report.write_report(run, list(rows.values()), {"rounds": settings.rounds})
+        report.write_report(run, ordered(), {"rounds": settings.rounds})
 
-    names = ["base"] + [f"round {t}" for t in range(1, settings.rounds + 1)]
     evaluate("base", settings.model)
     final = Path(settings.model)
     for t in range(1, settings.rounds + 1):
@@ -61,7 +65,7 @@ def run_default(settings, *, progress: bool = True) -> Path:
         # The labels of round t were voted by the previous checkpoint: they describe that row.
         rows[names[t - 1]] = {**rows[names[t - 1]], **report.label_metrics(round_dir(run, t) / "labels", run)}
         evaluate(names[t], final_model_dir(round_dir(run, t) / "train"))
-    folder = report.write_report(run, [rows[n] for n in names], {"rounds": settings.rounds})
-    print(report.table([rows[n] for n in names]))
+    folder = run / datasets.REPORT_DIR  # written by the last evaluation
+    print(report.table(ordered()))
     print(f"report: {folder / report.REPORT_MD}, plot: {folder / report.REPORT_PNG}")
     return final

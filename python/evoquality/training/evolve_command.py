@@ -61,7 +61,7 @@ def settings_from_args(args: argparse.Namespace):
     """EvolveSettings from the flags. Without --model the toy base model and the toy presets (under any config file
     and flag) are used; without --images the toy pool, whose manifest is written into the run directory."""
     from evoquality.toy.base_model import SHIPPED
-    from evoquality.toy.datasets import POOL_DIR, POOL_MANIFEST
+    from evoquality.toy.datasets import pool_manifest
     from evoquality.toy.run import TOY_LABEL_DEFAULTS, TOY_TRAIN_DEFAULTS
     from evoquality.training.rounds import EvolveSettings
 
@@ -76,7 +76,7 @@ def settings_from_args(args: argparse.Namespace):
     label.update({n: getattr(args, "label_" + n) for n in label_names if getattr(args, "label_" + n) is not None})
     train = config_from_args(args, base=TOY_TRAIN_DEFAULTS if args.model is None else None)
     model = args.model if args.model is not None else str(SHIPPED)
-    images = args.images if args.images is not None else str(Path(args.out) / POOL_DIR / POOL_MANIFEST)
+    images = args.images if args.images is not None else str(pool_manifest(args.out))
     return EvolveSettings(out=args.out, rounds=args.rounds, model=model, images=images, train=train,
                           label=label, round2_variants=args.round2_variants,
                           round2_same_content_pairs=args.round2_same_content_pairs)
