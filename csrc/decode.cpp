@@ -49,7 +49,7 @@ Format sniff_format(const uint8_t* d, size_t n) {
 ImageInfo probe(const uint8_t* data, size_t size, const DecodeOptions& opt) {
   ImageInfo info;
   switch (sniff_format(data, size)) {
-    case Format::Jpeg: info = probe_jpeg(data, size); break;
+    case Format::Jpeg: info = probe_jpeg(data, size, opt.strict); break;
     case Format::Png: info = probe_png(data, size); break;
     case Format::Webp: info = probe_webp(data, size); break;
   }
@@ -104,10 +104,14 @@ RgbImage decode(const uint8_t* data, size_t size, const DecodeOptions& opt, int 
       break;
   }
   if (opt.apply_exif_orientation) {
-    orientation = (f == Format::Jpeg) ? probe_jpeg(data, size).orientation
+    orientation = (f == Format::Jpeg) ? probe_jpeg(data, size, false).orientation
                 : (f == Format::Png)  ? probe_png(data, size).orientation
                                       : probe_webp(data, size).orientation;
-    if (orientation != 1) img = orient(img, orientation);
+    if (orientation != 1) {
+      std::string warning = std::move(img.warning);
+      img = orient(img, orientation);
+      img.warning = std::move(warning);
+    }
   }
   return img;
 }

@@ -2,6 +2,7 @@
 // With default flags (accurate integer IDCT, fancy upsampling) the RGB output is byte-identical to Pillow's decode.
 #include <turbojpeg.h>
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -37,16 +38,58 @@ int jpeg_orientation(const uint8_t* d, size_t n) {
   return 1;
 }
 
+// Why a header read found no frame: the marker segment the file ends inside, or the first malformed marker. Only
+// called on failure, so a clear reason replaces libjpeg's "invalid size 0x0" for a file cut before its SOF.
+std::string no_frame_reason(const uint8_t* d, size_t n) {
+  size_t p = 2;
+  while (p + 2 <= n) {
+    if (d[p] != 0xFF) return "no frame header (SOF) before byte " + std::to_string(p) + ", where no marker starts";
+    const uint8_t marker = d[p + 1];
+    if (marker == 0xFF) { ++p; continue; }
+    if (marker == 0xD9) return "the image ends (EOI) before any frame header (SOF)";
+    if (p + 4 > n) break;
+    const size_t len = (size_t(d[p + 2]) << 8) | d[p + 3];
+    char name[16];
+    if (marker >= 0xE0 && marker <= 0xEF) std::snprintf(name, sizeof name, "APP%d", marker - 0xE0);
+    else std::snprintf(name, sizeof name, "marker 0x%02X", marker);
+    if (p + 2 + len > n) {
+      std::string what = name;
+      if (marker == 0xE2 && len >= 14 && p + 16 <= n && std::memcmp(d + p + 4, "ICC_PROFILE", 11) == 0) what += " (ICC profile)";
+      if (marker == 0xE1 && p + 10 <= n && std::memcmp(d + p + 4, "Exif", 4) == 0) what += " (EXIF)";
+      return "truncated JPEG: the file (" + std::to_string(n) + " bytes) ends inside the " + what + " segment at byte " +
+             std::to_string(p) + " (" + std::to_string(len) + " bytes declared), before the frame header (SOF)";
+    }
+    p += 2 + len;
+  }
+  return "truncated JPEG: the file (" + std::to_string(n) + " bytes) ends before the frame header (SOF)";
+}
+
+// tjDecompressHeader3 returns -1 for a libjpeg *warning* too ("N extraneous bytes before marker"), with the
+// header fully read: Pillow opens such files, so lenient mode keeps them and returns the warning.
+std::string read_header(TjHandle& tj, const uint8_t* data, size_t size, bool strict, int& w, int& h, int& subsamp,
+                        int& cs) {
+  std::string warning;
+  if (tjDecompressHeader3(tj.h, data, static_cast<unsigned long>(size), &w, &h, &subsamp, &cs) != 0) {
+    if (tjGetErrorCode(tj.h) != TJERR_WARNING) throw ImageError("invalid JPEG header: " + tj.error());
+    if (w >= 1 && h >= 1) {
+      if (strict) throw ImageError("JPEG header warning (strict mode): " + tj.error());
+      warning = tj.error();
+    }
+  }
+  // A file cut before its SOF reads as a header of 0x0 without an error (libjpeg suspends for more data).
+  if (w < 1 || h < 1) throw ImageError(no_frame_reason(data, size));
+  return warning;
+}
+
 }  // namespace
 
-ImageInfo probe_jpeg(const uint8_t* data, size_t size) {
+ImageInfo probe_jpeg(const uint8_t* data, size_t size, bool strict) {
+  if (size > 0xFFFFFFFFull) throw ImageError("JPEG: input larger than 4 GiB is not supported");
   TjHandle tj;
   if (!tj.h) throw ImageError("JPEG: cannot create a TurboJPEG decompressor");
   int w = 0, h = 0, subsamp = 0, cs = 0;
-  if (tjDecompressHeader3(tj.h, data, static_cast<unsigned long>(size), &w, &h, &subsamp, &cs) != 0) {
-    throw ImageError("invalid JPEG header: " + tj.error());
-  }
   ImageInfo info;
+  info.warning = read_header(tj, data, size, strict, w, h, subsamp, cs);
   info.format = Format::Jpeg;
   info.width = w;
   info.height = h;
@@ -62,9 +105,7 @@ RgbImage decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opt,
   TjHandle tj;
   if (!tj.h) throw ImageError("JPEG: cannot create a TurboJPEG decompressor");
   int w = 0, h = 0, subsamp = 0, cs = 0;
-  if (tjDecompressHeader3(tj.h, data, static_cast<unsigned long>(size), &w, &h, &subsamp, &cs) != 0) {
-    throw ImageError("invalid JPEG header: " + tj.error());
-  }
+  std::string warning = read_header(tj, data, size, opt.strict, w, h, subsamp, cs);
   check_dimensions(w, h, opt, "JPEG");
   tjscalingfactor sf{1, scale_denom};
   const int ow = TJSCALED(w, sf), oh = TJSCALED(h, sf);
@@ -83,8 +124,10 @@ RgbImage decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opt,
       throw ImageError(std::string("JPEG decode failed") + (opt.strict ? " (strict mode)" : "") + ": " +
                        tj.error());
     }
+    if (warning.empty()) warning = tj.error();
   }
   RgbImage out;
+  out.warning = std::move(warning);
   out.width = ow;
   out.height = oh;
   if (!cmyk) {

@@ -3,11 +3,19 @@
 // converts to RGB by clamping the value to 255; palette transparency becomes alpha; alpha is composited onto white.
 // A tRNS colour key on a gray or RGB image is applied as Pillow does: the *raw* tRNS sample values are compared with
 // the 8-bit output pixel (right for 8-bit images; for 2/4-bit gray and 16-bit RGB this is Pillow's own quirk, kept
-// for exactness), and keyed pixels become white. libpng reports errors through longjmp, so the setjmp frame below
-// touches only raw pointers and PODs (no C++ objects with destructors live across it).
+// for exactness), and keyed pixels become white; 16-bit gray with tRNS is keyed after the clamp to 255, as Pillow's
+// I;16 -> RGBA transparent conversion does. Lenient mode keeps what was decoded of image data that ends early or
+// breaks (Pillow's LOAD_TRUNCATED_IMAGES), the rest as Pillow's zero-initialised image; an IDAT whose CRC is wrong
+// and a chunk longer than the whole file (and than any image data could be) are refused in both modes. libpng
+// reports errors through longjmp, so the setjmp frame below touches only raw pointers and PODs (no C++ objects
+// with destructors live across it).
 #include <png.h>
+#include <zlib.h>
 
+#include <algorithm>
+#include <cmath>
 #include <csetjmp>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -27,11 +35,25 @@ struct PngHeader {
   bool has_trns = false;
   uint16_t trns[3] = {0, 0, 0};  // raw tRNS key of a gray (trns[0]) or RGB image
   int orientation = 1;
+  size_t cut_idat = 0;  // offset of an IDAT chunk the file ends inside (a truncated download); 0 if none
 };
 
-// Reads IHDR and walks the chunk headers (never their payload, except eXIf) so the size limit is enforced before
-// libpng allocates anything. O(number of chunks); stops at the first malformed length.
-PngHeader parse_png_header(const uint8_t* d, size_t n) {
+// The most bytes a zlib stream of this image's data can take (stored blocks: 5 bytes per 16 KiB, plus header and
+// Adler-32; interlacing adds at most 7 filter bytes per row). A chunk beyond the file's end but within this is a
+// truncated download; beyond both it is a corrupt length (libpng's huge_*_chunk crashers).
+double max_image_data_bytes(const PngHeader& h) {
+  const int channels[] = {1, 0, 3, 1, 2, 0, 4};
+  const int c = h.color_type <= 6 ? channels[h.color_type] : 4;
+  const double rowbytes = std::ceil(double(h.width) * c * h.bit_depth / 8.0) + 1.0;
+  const double raw = rowbytes * double(h.height) + 7.0 * double(h.height);
+  return raw + 5.0 * std::ceil(raw / 16383.0) + 64.0;
+}
+
+// Reads IHDR and walks the chunk headers (never their payload, except eXIf, and IDAT when `check_idat`) so the size
+// limit is enforced before libpng allocates anything. O(number of chunks); stops at the first malformed length.
+// check_idat: refuse an IDAT whose CRC is wrong (Pillow does not check it; PngSuite's xcs* files must be rejected,
+// and libpng stops reading before the CRC of the last IDAT once it has every row) and impossible chunk lengths.
+PngHeader parse_png_header(const uint8_t* d, size_t n, bool check_idat = false) {
   if (n < 8 || std::memcmp(d, kSig, 8) != 0) throw ImageError("not a PNG file (bad signature)");
   if (n < 33) throw ImageError("truncated PNG: the IHDR chunk is incomplete");
   if (be32(d + 8) != 13 || std::memcmp(d + 12, "IHDR", 4) != 0) throw ImageError("invalid PNG: first chunk is not IHDR");
@@ -48,7 +70,19 @@ PngHeader parse_png_header(const uint8_t* d, size_t n) {
     const uint8_t* type = d + p + 4;
     if (len > 0x7FFFFFFFu) break;
     if (std::memcmp(type, "IEND", 4) == 0) break;
-    if (std::memcmp(type, "IDAT", 4) == 0) {
+    const bool idat = std::memcmp(type, "IDAT", 4) == 0;
+    if (check_idat && len > n && (!idat || double(len) > max_image_data_bytes(h))) {
+      throw ImageError("invalid PNG: the " + std::string(reinterpret_cast<const char*>(type), 4) + " chunk at byte " +
+                       std::to_string(p) + " declares " + std::to_string(len) + " bytes, more than the whole file (" +
+                       std::to_string(n) + " bytes)");
+    }
+    if (check_idat && idat && p + 12 + size_t(len) <= n &&
+        crc32(crc32(0L, nullptr, 0), type, uInt(len) + 4) != be32(d + p + 8 + len)) {
+      throw ImageError("PNG decode failed: IDAT chunk at byte " + std::to_string(p) + " has a wrong CRC (corrupt "
+                       "image data)");
+    }
+    if (idat && p + 12 + size_t(len) > n) h.cut_idat = p;
+    if (idat) {
       seen_idat = true;
     } else if (std::memcmp(type, "tRNS", 4) == 0 && !seen_idat) {  // a tRNS after image data is ignored (libpng too)
       h.has_trns = true;
@@ -71,7 +105,9 @@ struct ReadState {
   size_t size;
   size_t pos;
   bool strict;
+  bool rows_started;  // past png_read_update_info: an error now leaves a partial image
   char message[256];
+  char warning[256];
 };
 
 void on_error(png_structp png, png_const_charp msg) {
@@ -80,15 +116,21 @@ void on_error(png_structp png, png_const_charp msg) {
   png_longjmp(png, 1);
 }
 
+void note_warning(ReadState* st, const char* msg) {
+  if (st->warning[0] == 0) std::snprintf(st->warning, sizeof st->warning, "%s", msg);
+}
+
 // Warnings about ancillary chunks (names start with a lowercase letter: "iCCP: known incorrect sRGB profile")
 // are metadata problems Pillow ignores too; any other warning concerns the image data and fails strict mode.
 void on_warning(png_structp png, png_const_charp msg) {
   auto* st = static_cast<ReadState*>(png_get_error_ptr(png));
   bool ancillary = std::strlen(msg) > 5 && msg[0] >= 'a' && msg[0] <= 'z' && msg[4] == ':';
-  if (st->strict && !ancillary) {
+  if (ancillary) return;
+  if (st->strict) {
     std::snprintf(st->message, sizeof st->message, "%s (a warning; strict mode)", msg);
     png_longjmp(png, 1);
   }
+  note_warning(st, msg);
 }
 
 void on_read(png_structp png, png_bytep out, png_size_t len) {
@@ -98,25 +140,45 @@ void on_read(png_structp png, png_bytep out, png_size_t len) {
   st->pos += len;
 }
 
-// The setjmp frame. `rows` points at `height` row pointers, each `rowbytes` long. Returns false with st->message
-// set on any libpng error.
+// The setjmp frame. `rows` points at `height` row pointers, each `rowbytes` long, zero-filled. Returns Failed with
+// st->message set on a libpng error, or Partial (lenient mode) when the image data broke after rows began.
 enum class Layout { Rgb8OrRgba8, Rgb8KeepKey, Gray16 };
+enum class ReadResult { Ok, Partial, Failed };
 
-bool read_rows(ReadState* st, const PngHeader& hdr, png_bytepp rows, size_t rowbytes, Layout layout) {
+// Pillow's truncated image starts zeroed in its own mode: for a palette image that is index 0, which the expansion
+// to RGB(A) turns into palette entry 0 with its tRNS alpha. Read before png_read_update_info, which drops num_trans.
+bool palette_zero(png_structp png, png_infop info, uint8_t px[4]) {
+  png_colorp palette = nullptr;
+  int num_palette = 0;
+  if (!png_get_PLTE(png, info, &palette, &num_palette) || num_palette < 1) return false;
+  png_bytep trans = nullptr;
+  int num_trans = 0;
+  png_color_16p trans_color = nullptr;
+  const bool has_trns = png_get_tRNS(png, info, &trans, &num_trans, &trans_color) && num_trans > 0 && trans;
+  px[0] = palette[0].red;
+  px[1] = palette[0].green;
+  px[2] = palette[0].blue;
+  px[3] = has_trns ? trans[0] : 255;
+  return true;
+}
+
+ReadResult read_rows(ReadState* st, const PngHeader& hdr, png_bytepp rows, size_t rowbytes, Layout layout) {
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, st, on_error, on_warning);
   if (!png) {
     std::snprintf(st->message, sizeof st->message, "cannot create a libpng reader");
-    return false;
+    return ReadResult::Failed;
   }
   png_infop info = png_create_info_struct(png);
   if (!info) {
     png_destroy_read_struct(&png, nullptr, nullptr);
     std::snprintf(st->message, sizeof st->message, "cannot create a libpng info struct");
-    return false;
+    return ReadResult::Failed;
   }
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_read_struct(&png, &info, nullptr);
-    return false;
+    // A CRC error is corrupt data Pillow would not see; it is never kept (parse_png_header checks complete IDATs).
+    const bool keep = !st->strict && st->rows_started && std::strstr(st->message, "CRC") == nullptr;
+    return keep ? ReadResult::Partial : ReadResult::Failed;
   }
   png_set_read_fn(png, st, on_read);
   // Defence in depth: libpng's own limits mirror ours, and ancillary chunks are capped at 8 MiB.
@@ -136,15 +198,25 @@ bool read_rows(ReadState* st, const PngHeader& hdr, png_bytepp rows, size_t rowb
     png_set_gray_to_rgb(png);
   }
   int passes = png_set_interlace_handling(png);
+  uint8_t fill[4];
+  const bool fill_palette = !st->strict && hdr.color_type == PNG_COLOR_TYPE_PALETTE && palette_zero(png, info, fill);
   png_read_update_info(png, info);
   if (png_get_rowbytes(png, info) != rowbytes) {
     png_error(png, "unexpected row layout after colour transforms");
   }
+  if (fill_palette) {
+    const size_t bpp = rowbytes == size_t(hdr.width) * 4 ? 4 : 3;
+    for (uint32_t y = 0; y < hdr.height; ++y) {
+      for (size_t x = 0; x + bpp <= rowbytes; x += bpp) std::memcpy(rows[y] + x, fill, bpp);
+    }
+  }
+  st->rows_started = true;
+  // Interlaced passes are read with no display row: each pass writes only its own pixels, as Pillow's decoder does.
   for (int pass = 0; pass < passes; ++pass) {
     for (uint32_t y = 0; y < hdr.height; ++y) png_read_row(png, rows[y], nullptr);
   }
   png_destroy_read_struct(&png, &info, nullptr);
-  return true;
+  return ReadResult::Ok;
 }
 
 }  // namespace
@@ -160,30 +232,51 @@ ImageInfo probe_png(const uint8_t* data, size_t size) {
 }
 
 RgbImage decode_png(const uint8_t* data, size_t size, const DecodeOptions& opt) {
-  PngHeader h = parse_png_header(data, size);
+  PngHeader h = parse_png_header(data, size, true);
   check_dimensions(h.width, h.height, opt, "PNG");
   const bool gray16 = h.color_type == PNG_COLOR_TYPE_GRAY && h.bit_depth == 16;
   const bool color_key = h.has_trns && (h.color_type == PNG_COLOR_TYPE_GRAY || h.color_type == PNG_COLOR_TYPE_RGB);
   const bool alpha = (h.color_type & PNG_COLOR_MASK_ALPHA) != 0 || (h.has_trns && !color_key);
+  // raw is zero-filled: rows a broken file never reaches stay as Pillow's zero-initialised image (lenient mode).
   const size_t w = h.width, ht = h.height;
   // Bytes per pixel after the transforms in read_rows: 16-bit gray stays 2 bytes; everything else is RGB or RGBA.
   const size_t bpp = gray16 ? 2 : (alpha ? 4 : 3);
-  if (gray16 && h.has_trns) {
-    throw ImageError("unsupported PNG: 16-bit grayscale with tRNS transparency");
-  }
   const size_t rowbytes = checked_mul(w, bpp, "PNG row size");
   std::vector<uint8_t> raw(checked_mul(rowbytes, ht, "PNG size"));
   std::vector<png_bytep> rows(ht);
   for (size_t y = 0; y < ht; ++y) rows[y] = raw.data() + y * rowbytes;
-  ReadState st{data, size, 0, opt.strict, {0}};
+  // A file cut inside an IDAT: libpng reads image data in 8 KiB pieces and would drop the last partial piece, which
+  // Pillow still decodes. Reading a copy whose last IDAT is shortened to the bytes present (with its CRC) feeds
+  // every byte; the missing rest then ends the read as "Not enough image data".
+  std::vector<uint8_t> patched;
+  if (!opt.strict && h.cut_idat) {
+    const size_t p = h.cut_idat, avail = std::min<size_t>(be32(data + p), size - p - 8);
+    patched.assign(data, data + p + 8 + avail);
+    for (int k = 0; k < 4; ++k) patched[p + k] = uint8_t(avail >> (24 - 8 * k));
+    const uint32_t crc = uint32_t(crc32(crc32(0L, nullptr, 0), patched.data() + p + 4, uInt(avail) + 4));
+    for (int k = 0; k < 4; ++k) patched.push_back(uint8_t(crc >> (24 - 8 * k)));
+    data = patched.data();
+    size = patched.size();
+  }
+  ReadState st{data, size, 0, opt.strict, false, {0}, {0}};
   const Layout layout = gray16 ? Layout::Gray16 : color_key ? Layout::Rgb8KeepKey : Layout::Rgb8OrRgba8;
-  if (!read_rows(&st, h, rows.data(), rowbytes, layout)) {
-    throw ImageError(std::string("PNG decode failed: ") + st.message);
+  const ReadResult result = read_rows(&st, h, rows.data(), rowbytes, layout);
+  if (result == ReadResult::Failed) {
+    // Lenient mode would have kept the rows decoded before this error (unless it is a CRC error).
+    const bool partial_possible = st.rows_started && std::strstr(st.message, "CRC") == nullptr;
+    throw ImageError(std::string("PNG decode failed") + (opt.strict && partial_possible ? " (strict mode)" : "") +
+                     ": " + st.message);
   }
   RgbImage out;
   out.width = int(w);
   out.height = int(ht);
-  if (color_key) {
+  if (result == ReadResult::Partial) {
+    out.warning = std::string("incomplete image data (") + st.message + "); the rest is left as Pillow's "
+                  "LOAD_TRUNCATED_IMAGES leaves it";
+  } else {
+    out.warning = st.warning;
+  }
+  if (color_key && !gray16) {
     // Pillow's key: a 1-bit image is mode "1" (raw 1 means 255); otherwise the raw sample values, which an 8-bit
     // pixel can only equal when they are < 256.
     uint16_t key[3];
@@ -204,9 +297,13 @@ RgbImage decode_png(const uint8_t* data, size_t size, const DecodeOptions& opt) 
   const size_t n = w * ht;
   uint8_t* o = out.data.data();
   if (gray16) {
+    // Pillow: I;16 -> RGB clamps to 255; with tRNS, ImagingConvertTransparent compares the clamped value with the
+    // key cast to 8 bits (256 keys 0, 40000 keys 64), and a key of 255 also hides every value above 255.
     const uint16_t* s = reinterpret_cast<const uint16_t*>(raw.data());
+    const int key = color_key ? int(h.trns[0] & 0xFF) : -1;
     for (size_t i = 0; i < n; ++i) {
       uint8_t v = s[i] > 255 ? 255 : uint8_t(s[i]);
+      if (int(v) == key) v = 255;
       o[3 * i] = o[3 * i + 1] = o[3 * i + 2] = v;
     }
     return out;

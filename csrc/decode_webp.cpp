@@ -1,6 +1,8 @@
-// WebP through libwebp's simple decoder API (still images; animated files are refused with a reason).
-// Pillow opens WebP through WebPAnimDecoder in straight (non-premultiplied) RGBA, so a still image decodes to the
-// same pixels as WebPDecodeRGBA; alpha is then composited onto white as transformers' convert_to_rgb does.
+// WebP through libwebp: still images with the simple decoder API, animated ones through WebPAnimDecoder (the first
+// frame, as Pillow's Image.open gives). Pillow opens every WebP through WebPAnimDecoder in straight
+// (non-premultiplied) RGBA, so a still image decodes to the same pixels as WebPDecodeRGBA; alpha is then composited
+// onto white as transformers' convert_to_rgb does. Pillow reads a file without the alpha flag as RGBX: the canvas
+// alpha of such an animation is dropped, not composited.
 #include <webp/decode.h>
 #include <webp/demux.h>
 
@@ -66,10 +68,46 @@ ImageInfo probe_webp(const uint8_t* data, size_t size) {
   return info;
 }
 
+// Straight RGBA (w*h*4) -> RGB, alpha composited onto white (or dropped when the file has no alpha flag).
+RgbImage rgba_to_rgb(const uint8_t* rgba, size_t w, size_t h, bool composite) {
+  RgbImage out;
+  out.width = int(w);
+  out.height = int(h);
+  out.data.resize(checked_mul(checked_mul(w, h, "WebP size"), 3, "WebP size"));
+  uint8_t* o = out.data.data();
+  for (size_t i = 0; i < w * h; ++i) {
+    const uint8_t* s = &rgba[4 * i];
+    for (int c = 0; c < 3; ++c) o[3 * i + c] = composite ? composite_on_white(s[c], s[3]) : s[c];
+  }
+  return out;
+}
+
+RgbImage decode_animated_first_frame(const uint8_t* data, size_t size, bool has_alpha) {
+  WebPAnimDecoderOptions options;
+  if (!WebPAnimDecoderOptionsInit(&options)) throw ImageError("WebP: libwebp version mismatch");
+  options.color_mode = MODE_RGBA;
+  options.use_threads = 0;
+  WebPData wd{data, size};
+  struct Dec {
+    WebPAnimDecoder* d;
+    ~Dec() { WebPAnimDecoderDelete(d); }
+  } dec{WebPAnimDecoderNew(&wd, &options)};
+  if (!dec.d) throw ImageError("WebP decode failed: invalid animation (no decodable frame)");
+  WebPAnimInfo info;
+  if (!WebPAnimDecoderGetInfo(dec.d, &info)) throw ImageError("WebP decode failed: unreadable animation header");
+  uint8_t* frame = nullptr;
+  int timestamp = 0;
+  if (!WebPAnimDecoderGetNext(dec.d, &frame, &timestamp) || !frame) {
+    throw ImageError("WebP decode failed: the first animation frame is corrupt or truncated");
+  }
+  return rgba_to_rgb(frame, info.canvas_width, info.canvas_height, has_alpha);
+}
+
 RgbImage decode_webp(const uint8_t* data, size_t size, const DecodeOptions& opt) {
   WebPBitstreamFeatures f = features(data, size);
-  if (f.has_animation) throw ImageError("unsupported WebP: animated files are not supported");
+  // For an animation the features are the canvas: checked before WebPAnimDecoder allocates it.
   check_dimensions(f.width, f.height, opt, "WebP");
+  if (f.has_animation) return decode_animated_first_frame(data, size, f.has_alpha);
   const size_t w = size_t(f.width), h = size_t(f.height);
   const size_t bpp = f.has_alpha ? 4 : 3;
   const size_t stride = checked_mul(w, bpp, "WebP row size");
@@ -84,19 +122,11 @@ RgbImage decode_webp(const uint8_t* data, size_t size, const DecodeOptions& opt)
   VP8StatusCode status = WebPDecode(data, size, &config);
   WebPFreeDecBuffer(&config.output);  // releases nothing we own (external memory); required by the API
   if (status != VP8_STATUS_OK) throw ImageError(std::string("WebP decode failed: ") + vp8_status(status));
+  if (f.has_alpha) return rgba_to_rgb(buf.data(), w, h, true);
   RgbImage out;
   out.width = int(w);
   out.height = int(h);
-  if (!f.has_alpha) {
-    out.data = std::move(buf);
-    return out;
-  }
-  out.data.resize(w * h * 3);
-  uint8_t* o = out.data.data();
-  for (size_t i = 0; i < w * h; ++i) {
-    const uint8_t* s = &buf[4 * i];
-    for (int c = 0; c < 3; ++c) o[3 * i + c] = composite_on_white(s[c], s[3]);
-  }
+  out.data = std::move(buf);
   return out;
 }
 

@@ -22,7 +22,9 @@ constexpr int64_t kDefaultMaxImagePixels = 178956970;
 
 struct DecodeOptions {
   int64_t max_image_pixels = kDefaultMaxImagePixels;  // width*height limit, checked before any pixel allocation
-  bool strict = true;                 // decoder warnings (truncation, corrupt data) are errors
+  // Decoder warnings (corrupt or truncated data that the codec recovers from, as Pillow does) are errors when set;
+  // otherwise they are reported in RgbImage::warning / ImageInfo::warning and the image is kept.
+  bool strict = false;
   bool apply_exif_orientation = false;  // transformers does not apply EXIF orientation; opt-in
 };
 
@@ -34,6 +36,7 @@ struct RgbImage {
   int width = 0;
   int height = 0;
   std::vector<uint8_t> data;
+  std::string warning;  // the codec's first warning when it recovered (lenient mode); empty when clean
 };
 
 // Header facts read without decoding pixels.
@@ -42,6 +45,7 @@ struct ImageInfo {
   int64_t width = 0;   // as stored (before any EXIF orientation); wide enough for any header value
   int64_t height = 0;
   int orientation = 1;  // EXIF orientation tag (1..8); 1 when absent or unreadable
+  std::string warning;  // a header warning the codec recovered from (lenient mode); empty when clean
 };
 
 // Overflow-checked size arithmetic: every buffer size goes through these before allocation.
@@ -56,7 +60,7 @@ inline size_t checked_mul(size_t a, size_t b, const char* what) {
 void check_dimensions(int64_t width, int64_t height, const DecodeOptions& opt, const char* format);
 
 // Per-codec entry points (decode_jpeg.cpp, decode_png.cpp, decode_webp.cpp). Probes read headers only.
-ImageInfo probe_jpeg(const uint8_t* data, size_t size);
+ImageInfo probe_jpeg(const uint8_t* data, size_t size, bool strict);
 ImageInfo probe_png(const uint8_t* data, size_t size);
 ImageInfo probe_webp(const uint8_t* data, size_t size);
 // `scale_denom` (1, 2, 4 or 8) asks libjpeg-turbo for a DCT-domain downscale by 1/scale_denom (approximate mode).

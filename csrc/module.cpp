@@ -273,7 +273,7 @@ py::tuple preprocess(const py::list& inputs, int64_t min_pixels, int64_t max_pix
   const size_t row_bytes = size_t(dim) * dtype_size(opt.dtype);
 
   // Phase 2 (no GIL): decode, resize, normalise and patchify straight into each image's rows.
-  std::vector<std::string> errors2;
+  std::vector<std::string> errors2, warnings(n);
   {
     py::gil_scoped_release release;
     parallel_for(n, threads, [&](size_t i) {
@@ -281,7 +281,7 @@ py::tuple preprocess(const py::list& inputs, int64_t min_pixels, int64_t max_pix
       Input& it = items[i];
       void* dst = base + size_t(offset[i]) * row_bytes;
       if (it.kind == Input::Array) run_array(it.data, it.height, it.width, opt, it.plan, dst);
-      else run_encoded(it.data, it.size, opt, it.plan, dst);
+      else warnings[i] = run_encoded(it.data, it.size, opt, it.plan, dst);
       std::vector<uint8_t>().swap(it.file);  // free file bytes as soon as the image is done
     }, errors2);
   }
@@ -291,13 +291,14 @@ py::tuple preprocess(const py::list& inputs, int64_t min_pixels, int64_t max_pix
 
   // Skip mode: close the gaps left by images that failed after their rows were reserved.
   int64_t write = 0;
-  py::list skipped;
+  py::list skipped, warned;
   std::vector<int64_t> grid;
   for (size_t i = 0; i < n; ++i) {
     if (!errors[i].empty()) {
       skipped.append(py::make_tuple(i, items[i].label + ": " + errors[i]));
       continue;
     }
+    if (!warnings[i].empty()) warned.append(py::make_tuple(i, items[i].label + ": " + warnings[i]));
     const int64_t rows = items[i].plan.num_patches;
     if (offset[i] != write) std::memmove(base + size_t(write) * row_bytes, base + size_t(offset[i]) * row_bytes, size_t(rows) * row_bytes);
     write += rows;
@@ -306,7 +307,7 @@ py::tuple preprocess(const py::list& inputs, int64_t min_pixels, int64_t max_pix
   py::array_t<int64_t> thw({py::ssize_t(grid.size() / 3), py::ssize_t(3)});
   std::copy(grid.begin(), grid.end(), thw.mutable_data());
   py::object pixel_values = result[py::slice(0, write, 1)];
-  return py::make_tuple(pixel_values, thw, skipped);
+  return py::make_tuple(pixel_values, thw, skipped, warned);
 }
 
 py::array_t<uint8_t> to_array(RgbImage&& img) {
@@ -352,18 +353,19 @@ PYBIND11_MODULE(_native, m) {
     return d;
   }, "Versions of the codec libraries linked into this build.");
 
-  m.def("probe", [](py::object data, int64_t max_image_pixels) {
+  m.def("probe", [](py::object data, int64_t max_image_pixels, bool strict) {
     ByteView v = byte_view(data, "data");
-    DecodeOptions o = decode_options(max_image_pixels, true, false);
+    DecodeOptions o = decode_options(max_image_pixels, strict, false);
     ImageInfo info = probe(v.data, v.size, o);
     py::dict d;
     d["format"] = format_name(info.format);
     d["width"] = info.width;
     d["height"] = info.height;
     d["orientation"] = info.orientation;
+    d["warning"] = info.warning;
     return d;
-  }, py::arg("data"), py::arg("max_image_pixels") = kDefaultMaxImagePixels,
-  "Header facts {format, width, height, orientation} without decoding pixels.");
+  }, py::arg("data"), py::arg("max_image_pixels") = kDefaultMaxImagePixels, py::arg("strict") = false,
+  "Header facts {format, width, height, orientation, warning} without decoding pixels.");
 
   m.def("decode", [](py::object data, int64_t max_image_pixels, bool strict, bool apply_exif_orientation,
                      int jpeg_scale_denom) {
@@ -374,10 +376,11 @@ PYBIND11_MODULE(_native, m) {
       py::gil_scoped_release release;
       img = decode(v.data, v.size, o, jpeg_scale_denom);
     }
-    return to_array(std::move(img));
+    std::string warning = std::move(img.warning);
+    return py::make_tuple(to_array(std::move(img)), warning);
   }, py::arg("data"), py::kw_only(), py::arg("max_image_pixels") = kDefaultMaxImagePixels,
-  py::arg("strict") = true, py::arg("apply_exif_orientation") = false, py::arg("jpeg_scale_denom") = 1,
-  "Decode JPEG/PNG/WebP bytes to an (H, W, 3) uint8 RGB array.");
+  py::arg("strict") = false, py::arg("apply_exif_orientation") = false, py::arg("jpeg_scale_denom") = 1,
+  "Decode JPEG/PNG/WebP bytes to (an (H, W, 3) uint8 RGB array, the decoder's warning or '').");
 
   m.def("patchify_isa", []() { return std::string(patchify_isa()); },
         "The normalise+patchify path for the shapes it covers: 'avx512vbmi' or 'scalar' (EVQ_NATIVE_ISA=scalar "
@@ -413,9 +416,9 @@ PYBIND11_MODULE(_native, m) {
         py::arg("patch_size") = 14, py::arg("temporal_patch_size") = 2, py::arg("merge_size") = 2,
         py::arg("do_resize") = true, py::arg("do_rescale") = true, py::arg("rescale_factor") = 1.0 / 255.0,
         py::arg("do_normalize") = true, py::arg("image_mean"), py::arg("image_std"), py::arg("dtype") = "float32",
-        py::arg("approx") = false, py::arg("max_image_pixels") = kDefaultMaxImagePixels, py::arg("strict") = true,
+        py::arg("approx") = false, py::arg("max_image_pixels") = kDefaultMaxImagePixels, py::arg("strict") = false,
         py::arg("apply_exif_orientation") = false, py::arg("num_threads") = 0, py::arg("on_error") = "raise",
         py::arg("out") = py::none(), py::arg("pass_order") = "pillow13",
         "Batch: inputs (bytes, buffers, str paths or (H, W, 3) uint8 arrays) -> (pixel_values (N, D), "
-        "image_grid_thw (B, 3) int64, skipped [(index, message)]).");
+        "image_grid_thw (B, 3) int64, skipped [(index, message)], warnings [(index, message)] of kept images).");
 }

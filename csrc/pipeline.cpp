@@ -67,12 +67,14 @@ Plan plan_array(int height, int width, const PipelineOptions& opt) {
   return finish_plan(p, opt);
 }
 
-void run_encoded(const uint8_t* data, size_t size, const PipelineOptions& opt, const Plan& plan, void* out) {
+std::string run_encoded(const uint8_t* data, size_t size, const PipelineOptions& opt, const Plan& plan, void* out) {
   RgbImage img = decode(data, size, opt.decode, plan.jpeg_scale_denom);
   if (plan.jpeg_scale_denom == 1 && (img.height != plan.src_height || img.width != plan.src_width)) {
     throw ImageError("decoded size differs from the header's");
   }
+  std::string warning = std::move(img.warning);
   resize_and_patchify(std::move(img), opt, plan, out);
+  return warning;
 }
 
 void run_array(const uint8_t* rgb, int height, int width, const PipelineOptions& opt, const Plan& plan, void* out) {

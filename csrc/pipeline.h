@@ -34,8 +34,9 @@ struct Plan {
 
 Plan plan_encoded(const uint8_t* data, size_t size, const PipelineOptions& opt);
 Plan plan_array(int height, int width, const PipelineOptions& opt);
-// Writes plan.num_patches rows of patch_dim values to `out`.
-void run_encoded(const uint8_t* data, size_t size, const PipelineOptions& opt, const Plan& plan, void* out);
+// Writes plan.num_patches rows of patch_dim values to `out`. run_encoded returns the decoder's warning (empty when
+// clean; only lenient mode gets this far with one).
+std::string run_encoded(const uint8_t* data, size_t size, const PipelineOptions& opt, const Plan& plan, void* out);
 void run_array(const uint8_t* rgb, int height, int width, const PipelineOptions& opt, const Plan& plan, void* out);
 
 // Runs fn(i) for i in [0, n) on `threads` workers (the calling thread included); an exception in fn(i) is

@@ -57,7 +57,7 @@ def check_one(data: bytes) -> str:
     outcome = "ok"
     for call in (
         lambda: eio.probe(data, max_image_pixels=FUZZ_MAX_IMAGE_PIXELS),
-        lambda: eio.decode(data, max_image_pixels=FUZZ_MAX_IMAGE_PIXELS),
+        lambda: eio.decode(data, max_image_pixels=FUZZ_MAX_IMAGE_PIXELS, strict=True),
         lambda: eio.decode(data, max_image_pixels=FUZZ_MAX_IMAGE_PIXELS, strict=False, apply_exif_orientation=True),
         lambda: eio.preprocess([data], max_image_pixels=FUZZ_MAX_IMAGE_PIXELS, max_pixels=64 * 28 * 28,
                                approx=True, num_threads=1),

@@ -241,9 +241,9 @@ def test_errors_name_the_input_and_skip_mode(tmp_path):
     with pytest.raises(eio.ImageDecodeError, match=r"image 0 \(path '.*missing.jpg'\): cannot open file"):
         eio.preprocess([missing])
     with pytest.raises(eio.ImageDecodeError, match=r"image 2 \(%d bytes\): JPEG decode failed" % len(truncated)):
-        eio.preprocess([good, good, truncated])
+        eio.preprocess([good, good, truncated], strict=True)
     ref = eio.preprocess([good, good])
-    got = eio.preprocess([bad_header, good, truncated, missing, good], on_error="skip")
+    got = eio.preprocess([bad_header, good, truncated, missing, good], on_error="skip", strict=True)
     np.testing.assert_array_equal(got.pixel_values, ref.pixel_values)
     np.testing.assert_array_equal(got.image_grid_thw, ref.image_grid_thw)
     assert [i for i, _ in got.skipped] == [0, 2, 3]

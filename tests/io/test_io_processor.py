@@ -55,11 +55,12 @@ def test_non_bicubic_falls_back_to_parent_exactly(monkeypatch):
 def test_saved_config_loads_in_stock_transformers(tmp_path):
     from transformers import AutoImageProcessor
 
-    NativeQwen2VLImageProcessor(min_pixels=1000, num_threads=2, strict=False).save_pretrained(tmp_path)
+    NativeQwen2VLImageProcessor(min_pixels=1000, num_threads=2, strict=True).save_pretrained(tmp_path)
     stock = AutoImageProcessor.from_pretrained(tmp_path)
     assert type(stock).__name__.startswith("Qwen2VLImageProcessor") and stock.size["shortest_edge"] == 1000
     native = NativeQwen2VLImageProcessor.from_pretrained(tmp_path)
-    assert native.size["shortest_edge"] == 1000 and native.num_threads is None and native.strict
+    # Runtime settings are not saved: the default (lenient) comes back.
+    assert native.size["shortest_edge"] == 1000 and native.num_threads is None and not native.strict
 
 
 def test_bad_image_error_names_input():

@@ -18,9 +18,14 @@ LSB at 1024x768 -> 200k; p99 2-7 LSB (benchmarks/bench_image_pipeline.py reports
 
 Safety: the header is read first; width, height >= 1 and width*height <= max_image_pixels (default 178,956,970,
 Pillow's DecompressionBombError bound) are checked before any pixel buffer exists; buffer sizes are
-overflow-checked; progressive JPEGs are limited to 500 scans; decoder warnings are errors unless strict=False (PNG
-warnings about ancillary metadata chunks such as iCCP are ignored, as Pillow does); animated WebP, 16-bit
-grayscale PNG with tRNS and formats other than JPEG/PNG/WebP are refused with a reason. Every failure is an
+overflow-checked; progressive JPEGs are limited to 500 scans. The contract is transformers' own: whatever Pillow +
+``Qwen2VLImageProcessorPil`` accept is accepted and reproduced bit for bit, so decoding is lenient by default (a
+JPEG ending early or with extraneous bytes, an out-of-range PNG tRNS, PNG image data cut short: Pillow's
+LOAD_TRUNCATED_IMAGES image; an animated WebP gives its first frame) and each recovered warning is returned
+(``decode(..., return_warning=True)``, ``probe()['warning']``, ``Preprocessed.warnings``) for callers to count;
+``strict=True`` refuses them. PNG warnings about ancillary metadata chunks such as iCCP are ignored, as Pillow does.
+A PNG whose IDAT CRC is wrong (Pillow does not check it) or with a chunk longer than the whole file, and formats
+other than JPEG/PNG/WebP are refused with a reason in both modes. Every failure is an
 ``ImageDecodeError`` (a ValueError) naming the input and the reason; the C++ code never exits or aborts and shares
 no mutable state between threads but the mutex-guarded cache of freed output buffers (``release_output_cache``).
 """

@@ -60,20 +60,25 @@ def default_num_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
-def probe(data, *, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> dict[str, Any]:
-    """Header facts without decoding: {'format': 'JPEG'|'PNG'|'WebP', 'width', 'height', 'orientation' (EXIF 1..8)}."""
-    return _native().probe(data, max_image_pixels)
+def probe(data, *, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, strict: bool = False) -> dict[str, Any]:
+    """Header facts without decoding: {'format': 'JPEG'|'PNG'|'WebP', 'width', 'height', 'orientation' (EXIF 1..8),
+    'warning' (a header warning the codec recovered from, e.g. "extraneous bytes before marker"; '' when clean)}.
+    strict: such a warning raises instead."""
+    return _native().probe(data, max_image_pixels, strict)
 
 
-def decode(data, *, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, strict: bool = True,
-           apply_exif_orientation: bool = False) -> np.ndarray:
+def decode(data, *, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, strict: bool = False,
+           apply_exif_orientation: bool = False, return_warning: bool = False):
     """Encoded JPEG/PNG/WebP bytes -> (H, W, 3) uint8 RGB, equal to Pillow's decode + transformers' convert_to_rgb.
 
-    strict: decoder warnings (e.g. a truncated JPEG) raise; lenient mode keeps libjpeg's partial image.
+    Lenient by default, as Pillow: data the codec recovers from (a JPEG ending early, extraneous bytes, a PNG tRNS
+    out of range, image data cut short: Pillow's LOAD_TRUNCATED_IMAGES result) decodes, with a warning.
+    strict: such warnings raise instead. return_warning: return (image, warning), warning '' when clean.
     Raises ImageDecodeError (a ValueError) naming the reason; never crashes on hostile input.
     """
-    return _native().decode(data, max_image_pixels=max_image_pixels, strict=strict,
-                            apply_exif_orientation=apply_exif_orientation)
+    image, warning = _native().decode(data, max_image_pixels=max_image_pixels, strict=strict,
+                                      apply_exif_orientation=apply_exif_orientation)
+    return (image, warning) if return_warning else image
 
 
 def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 56 * 56,
@@ -105,12 +110,14 @@ def release_output_cache() -> int:
 class Preprocessed:
     """pixel_values: (N, 3*T*P*P) float32, or its bfloat16 bit pattern as uint16, or (N, 3*P*P) uint8 (compact:
     no temporal copy, not normalised). image_grid_thw: (B, 3) int64, one row per image that was not skipped.
-    skipped: (input index, message) for each image dropped under on_error="skip"."""
+    skipped: (input index, message) for each image dropped under on_error="skip". warnings: (input index, message)
+    for each kept image whose decoder warned (lenient mode; see `decode`)."""
 
     pixel_values: np.ndarray
     image_grid_thw: np.ndarray
     dtype: str
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    warnings: list[tuple[int, str]] = field(default_factory=list)
 
     def to_torch(self):
         """(pixel_values, image_grid_thw) as torch tensors sharing memory (bfloat16 viewed from its bits)."""
@@ -145,7 +152,7 @@ def preprocess(images: Sequence, *, min_pixels: int = 56 * 56, max_pixels: int =
                patch_size: int = 14, temporal_patch_size: int = 2, merge_size: int = 2,
                image_mean: Sequence[float] = OPENAI_CLIP_MEAN, image_std: Sequence[float] = OPENAI_CLIP_STD,
                do_resize: bool = True, do_rescale: bool = True, rescale_factor: float = 1 / 255,
-               do_normalize: bool = True, dtype: str = "float32", approx: bool = False, strict: bool = True,
+               do_normalize: bool = True, dtype: str = "float32", approx: bool = False, strict: bool = False,
                max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, apply_exif_orientation: bool = False,
                num_threads: int | None = None, on_error: str = "raise", out=None,
                pass_order: str | None = None) -> Preprocessed:
@@ -154,6 +161,7 @@ def preprocess(images: Sequence, *, min_pixels: int = 56 * 56, max_pixels: int =
     dtype: "float32" (transformers' output, exact), "bfloat16" (round-to-nearest-even of it) or "uint8" (the
     resized pixels in patch order without temporal duplication: (N, 3*P*P), 8x fewer bytes, normalise on GPU).
     approx: JPEG DCT-domain downscale before the bicubic resize (faster, not bit-exact).
+    strict: decoder warnings are errors (default: kept and listed in .warnings, see `decode`).
     on_error: "raise" (ImageDecodeError naming the first failing input) or "skip" (drop it, report in .skipped).
     out: optional caller buffer of shape (>= N, D) and matching dtype (numpy or CPU torch tensor) written in place;
     the result's pixel_values is then a view of its first N rows. Without it, a large output reuses the memory of
@@ -168,11 +176,11 @@ def preprocess(images: Sequence, *, min_pixels: int = 56 * 56, max_pixels: int =
     threads = default_num_threads() if num_threads is None else int(num_threads)
     if threads < 1:
         raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-    pixel_values, grid, skipped = _native().preprocess(
+    pixel_values, grid, skipped, warned = _native().preprocess(
         [_as_input(im) for im in images], min_pixels=min_pixels, max_pixels=max_pixels, patch_size=patch_size,
         temporal_patch_size=temporal_patch_size, merge_size=merge_size, do_resize=do_resize, do_rescale=do_rescale,
         rescale_factor=rescale_factor, do_normalize=do_normalize, image_mean=list(image_mean),
         image_std=list(image_std), dtype=dtype, approx=approx, max_image_pixels=max_image_pixels, strict=strict,
         apply_exif_orientation=apply_exif_orientation, num_threads=threads, on_error=on_error,
         out=_out_array(out, dtype), pass_order=_pass_order(pass_order))
-    return Preprocessed(pixel_values, grid, dtype, [tuple(s) for s in skipped])
+    return Preprocessed(pixel_values, grid, dtype, [tuple(s) for s in skipped], [tuple(w) for w in warned])

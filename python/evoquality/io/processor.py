@@ -24,7 +24,7 @@ from evoquality.io import pipeline
 from evoquality.io.reference import DEFAULT_MAX_IMAGE_PIXELS, to_rgb_array
 
 # Runtime settings: not part of the saved preprocessor config, so checkpoints stay loadable by stock transformers.
-_RUNTIME_KEYS = ("num_threads", "strict", "max_image_pixels")
+_RUNTIME_KEYS = ("num_threads", "strict", "max_image_pixels", "num_decode_warnings")
 
 
 def _flatten(images) -> list:
@@ -48,11 +48,12 @@ class NativeQwen2VLImageProcessor(Qwen2VLImageProcessorPil):
 
     Args (beyond the parent's):
         num_threads: worker threads per call (default: the CPUs this process may use).
-        strict: decoder warnings (e.g. truncated JPEG) are errors.
+        strict: decoder warnings (e.g. truncated JPEG) are errors; by default they are kept, as transformers' PIL
+            path does, and counted in `num_decode_warnings`.
         max_image_pixels: refuse larger images before decoding them (decompression bombs).
     """
 
-    def __init__(self, *, num_threads: int | None = None, strict: bool = True,
+    def __init__(self, *, num_threads: int | None = None, strict: bool = False,
                  max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, **kwargs):
         super().__init__(**kwargs)
         if num_threads is not None and num_threads < 1:
@@ -60,6 +61,7 @@ class NativeQwen2VLImageProcessor(Qwen2VLImageProcessorPil):
         self.num_threads = num_threads
         self.strict = strict
         self.max_image_pixels = max_image_pixels
+        self.num_decode_warnings = 0  # images this processor decoded with a recovered warning
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -90,13 +92,18 @@ class NativeQwen2VLImageProcessor(Qwen2VLImageProcessorPil):
             return None
         return np.ascontiguousarray(chw.transpose(1, 2, 0))
 
+    def _decode(self, data) -> np.ndarray:
+        image, warning = pipeline.decode(data, strict=self.strict, max_image_pixels=self.max_image_pixels,
+                                         return_warning=True)
+        self.num_decode_warnings += bool(warning)
+        return image
+
     def _preprocess_image_like_inputs(self, images, *args, **kwargs) -> BatchFeature:
         items = _flatten(images)
         inputs = [self._to_native_input(im, kwargs) for im in items] if self._native_eligible(kwargs) else None
         if inputs is None or any(x is None for x in inputs):
             # The parent path cannot take encoded bytes or paths: decode those first, natively.
-            decoded = [pipeline.decode(im, strict=self.strict, max_image_pixels=self.max_image_pixels)
-                       if _is_encoded(im) else im for im in items]
+            decoded = [self._decode(im) if _is_encoded(im) else im for im in items]
             return super()._preprocess_image_like_inputs(decoded, *args, **kwargs)
         mean, std = kwargs["image_mean"], kwargs["image_std"]
         mean = [float(mean)] * 3 if np.isscalar(mean) else [float(v) for v in mean]
@@ -108,6 +115,7 @@ class NativeQwen2VLImageProcessor(Qwen2VLImageProcessorPil):
             image_std=std, do_resize=bool(kwargs["do_resize"]), do_rescale=bool(kwargs["do_rescale"]),
             rescale_factor=float(kwargs["rescale_factor"]), do_normalize=bool(kwargs["do_normalize"]),
             strict=self.strict, max_image_pixels=self.max_image_pixels, num_threads=self.num_threads)
+        self.num_decode_warnings += len(result.warnings)
         return BatchFeature(data={"pixel_values": result.pixel_values, "image_grid_thw": result.image_grid_thw},
                             tensor_type=kwargs.get("return_tensors"))
 
