@@ -15,7 +15,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # (CI, or several test processes) thrash — a 32-token generate measured 3.65 s with 2 threads, 0.12 s with 1.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
+
+# Public third-party corpora (images, IQA label files) that live beside the checkout, never inside it.
+SHARED_DATA = Path(os.environ.get("EVQ_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -38,3 +43,18 @@ def tiny_model_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-qwen2.5-vl")
     make_tiny_model(path, seed=0)
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """Where the public test corpora would be (`image-corpus/`, `iqa-labels/`); it may not exist."""
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_data(shared_data_dir) -> Path:
+    """The public test corpora folder; tests using it carry the `corpus` marker and skip where it is absent (set
+    EVQ_SHARED_DATA to point elsewhere)."""
+    if not shared_data_dir.is_dir():
+        pytest.skip(f"public test corpora not found at {shared_data_dir} (set EVQ_SHARED_DATA)")
+    return shared_data_dir

@@ -1,35 +1,31 @@
 """Fuzz harness for the native decoders and the batch pipeline.
 
-Every input must end in a result or an ImageDecodeError/ValueError; a crash, a sanitizer report, a hang or any
-other exception is a finding (the mutation driver saves the input as fuzz-crash-SEED-N.bin, libFuzzer as crash-*).
-Two drivers share `check_one`:
+Every input must end in a result or an ImageDecodeError/ValueError, and strict and lenient decoding must agree
+(a file strict mode decodes, lenient mode decodes to the same pixels with no warning); a crash, a sanitizer report,
+a hang, a disagreement or any other exception is a finding (the mutation driver saves the input as
+fuzz-crash-SEED-N.bin, libFuzzer as crash-*). Seeds: the built-in files (every colour mode of every format) plus,
+with --seed-dir (repeatable), every JPEG/PNG/WebP of at most 64 KiB under a folder (e.g. a third-party image
+corpus; larger files only slow each execution down). Two drivers share `check_one`:
 
-Short deterministic run (CI, tests/io/test_io_fuzz.py; no extra packages): mutations of the seed files (bit flips,
-byte overwrites, truncations, header-size edits, splices, duplicated chunks/markers):
-    python tests/io/fuzz_decode.py --iterations 2000 --seed 0
+1. Mutation driver (no extra packages; CI runs it, tests/io/test_io_fuzz.py): bit flips, byte overwrites,
+   truncations, header-size edits, splices, duplicated chunks/markers of the seeds:
+    python tests/io/fuzz_decode.py --iterations 2000 --seed 0 [--seed-dir DIR]
+2. atheris (libFuzzer's mutators, coverage of this Python harness; `pip install atheris`, CI runs it briefly):
+    python tests/io/fuzz_decode.py -atheris [--seed-dir DIR] -runs=1000000 -max_len=65536 CORPUS_DIR
+   (the seeds are written into CORPUS_DIR at startup; a tally is printed every 100,000 executions.)
 
-Long runs (documented; both verified on Debian 12 on 2026-11-27):
-1. Mutation driver on a gcc ASan + UBSan build (no clang needed):
+Sanitizer builds (gcc ASan + UBSan, no clang needed; the recorded long run and its exact recipe are in
+benchmarks/results/2026-11-29-fuzz/README.md):
     python -m pip wheel . --no-deps --no-build-isolation -w build/asan-wheel \
         --config-settings=cmake.define.EVQ_SANITIZE=address,undefined --config-settings=build-dir=build/asan
-    python3 -m venv /tmp/asan-venv && /tmp/asan-venv/bin/pip install numpy pillow \
+    python3 -m venv /tmp/asan-venv && /tmp/asan-venv/bin/pip install numpy pillow atheris==3.0.0 \
         && /tmp/asan-venv/bin/pip install --no-deps build/asan-wheel/*.whl
     LD_PRELOAD="$(gcc -print-file-name=libasan.so) /usr/lib/x86_64-linux-gnu/libstdc++.so.6" \
     ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        /tmp/asan-venv/bin/python tests/io/fuzz_decode.py --iterations 10000000 --seed 1 --time-budget 3600
-   (libstdc++ is preloaded so ASan can intercept C++ throws; Python's own leaks are not findings.)
-2. Coverage-guided atheris/libFuzzer on a clang build instrumented for coverage + ASan (apt: clang-14,
-   libclang-rt-14-dev; LTO off, the gold plugin crashes on sanitizer builds):
-    CC=clang-14 CXX=clang++-14 python -m pip wheel . --no-deps --no-build-isolation -w build/fuzz-wheel \
-        --config-settings=cmake.define.EVQ_SANITIZE=fuzzer-no-link,address \
-        --config-settings=cmake.define.CMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF --config-settings=build-dir=build/fuzz
-    python3 -m venv /tmp/fuzz-venv && /tmp/fuzz-venv/bin/pip install numpy pillow atheris \
-        && /tmp/fuzz-venv/bin/pip install --no-deps build/fuzz-wheel/*.whl
-    LD_PRELOAD="$(/tmp/fuzz-venv/bin/python -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so" \
-    ASAN_OPTIONS=detect_leaks=0 /tmp/fuzz-venv/bin/python tests/io/fuzz_decode.py -atheris \
-        -max_total_time=3600 -rss_limit_mb=3072 CORPUS_DIR
-   (the built-in seeds are written into CORPUS_DIR at startup; coverage is of csrc/ only, the system codec
-   libraries are not instrumented.)
+        /tmp/asan-venv/bin/python tests/io/fuzz_decode.py -atheris --seed-dir DIR -runs=1000000 CORPUS_DIR
+   (libstdc++ is preloaded so ASan can intercept C++ throws; Python's own leaks are not findings.) A clang build
+   with EVQ_SANITIZE=fuzzer-no-link,address and atheris' asan_with_fuzzer.so preloaded adds coverage of csrc/
+   (apt: clang-14, libclang-rt-14-dev; LTO off, the gold plugin crashes on sanitizer builds).
 """
 
 from __future__ import annotations
@@ -40,6 +36,7 @@ import random
 import struct
 import sys
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,29 +49,47 @@ from io_helpers import encoded_rgb, mode_variants  # noqa: E402
 FUZZ_MAX_IMAGE_PIXELS = 4_000_000
 
 
+def _attempt(call):
+    try:
+        return call()
+    except ValueError:  # ImageDecodeError is a ValueError
+        return None
+
+
 def check_one(data: bytes) -> str:
-    """Run every entry point on `data`; returns "ok" or "error" and lets anything unexpected propagate."""
-    outcome = "ok"
+    """Run every entry point on `data`; returns "ok", "warning" (lenient decode with a warning) or "error" and lets
+    anything unexpected propagate."""
+    limit = FUZZ_MAX_IMAGE_PIXELS
+    strict = _attempt(lambda: eio.decode(data, max_image_pixels=limit, strict=True))
+    lenient = _attempt(lambda: eio.decode(data, max_image_pixels=limit, return_warning=True))
+    if strict is not None:
+        assert lenient is not None and lenient[1] == "" and np.array_equal(lenient[0], strict), \
+            "strict mode decodes but lenient mode differs"
+    if lenient is not None:
+        image = lenient[0]
+        assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8, image.shape
     for call in (
-        lambda: eio.probe(data, max_image_pixels=FUZZ_MAX_IMAGE_PIXELS),
-        lambda: eio.decode(data, max_image_pixels=FUZZ_MAX_IMAGE_PIXELS, strict=True),
-        lambda: eio.decode(data, max_image_pixels=FUZZ_MAX_IMAGE_PIXELS, strict=False, apply_exif_orientation=True),
-        lambda: eio.preprocess([data], max_image_pixels=FUZZ_MAX_IMAGE_PIXELS, max_pixels=64 * 28 * 28,
-                               approx=True, num_threads=1),
+        lambda: eio.probe(data, max_image_pixels=limit),
+        lambda: eio.probe(data, max_image_pixels=limit, strict=True),
+        lambda: eio.decode(data, max_image_pixels=limit, apply_exif_orientation=True),
+        lambda: eio.preprocess([data], max_image_pixels=limit, max_pixels=64 * 28 * 28, approx=True, num_threads=1),
     ):
-        try:
-            result = call()
-        except ValueError:  # ImageDecodeError is a ValueError
-            outcome = "error"
-            continue
-        if isinstance(result, np.ndarray) and result.ndim == 3:
-            assert result.shape[2] == 3 and result.dtype == np.uint8, result.shape
-    return outcome
+        _attempt(call)
+    if lenient is None:
+        return "error"
+    return "warning" if lenient[1] else "ok"
 
 
-def seeds() -> list[bytes]:
+MAX_SEED_BYTES = 64 * 1024
+
+
+def seeds(seed_dirs=()) -> list[bytes]:
     out = list(mode_variants(seed=1).values())
     out += [encoded_rgb(9, 300, "JPEG"), encoded_rgb(300, 9, "PNG"), encoded_rgb(40, 40, "WEBP")]
+    for folder in seed_dirs:
+        for path in sorted(Path(folder).rglob("*")):
+            if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") and 0 < path.stat().st_size <= MAX_SEED_BYTES:
+                out.append(path.read_bytes())
     return out
 
 
@@ -107,10 +122,10 @@ def mutate(data: bytes, rng: random.Random, pool: list[bytes]) -> bytes:
     return bytes(b)
 
 
-def run_mutations(iterations: int, seed: int, time_budget: float) -> dict[str, int]:
+def run_mutations(iterations: int, seed: int, time_budget: float, seed_dirs=()) -> dict[str, int]:
     rng = random.Random(seed)
-    pool = seeds()
-    counts = {"ok": 0, "error": 0}
+    pool = seeds(seed_dirs)
+    counts = {"ok": 0, "warning": 0, "error": 0, "seeds": len(pool)}
     t0 = time.perf_counter()
     for n in range(iterations):
         data = mutate(rng.choice(pool), rng, pool)
@@ -124,31 +139,61 @@ def run_mutations(iterations: int, seed: int, time_budget: float) -> dict[str, i
             raise
         if time.perf_counter() - t0 > time_budget:
             break
-    counts["iterations"] = counts["ok"] + counts["error"]
+    counts["iterations"] = counts["ok"] + counts["warning"] + counts["error"]
     return counts
+
+
+def _pop_seed_dirs(argv: list[str]) -> tuple[list[str], list[str]]:
+    """--seed-dir DIR (repeatable) out of an argv that libFuzzer also parses."""
+    rest, dirs = [], []
+    it = iter(argv)
+    for a in it:
+        if a == "--seed-dir":
+            dirs.append(next(it))
+        elif a.startswith("--seed-dir="):
+            dirs.append(a.split("=", 1)[1])
+        else:
+            rest.append(a)
+    return rest, dirs
+
+
+def run_atheris(argv: list[str]) -> None:
+    import atheris
+
+    argv, seed_dirs = _pop_seed_dirs([a for a in argv if a != "-atheris"])
+    corpus = [a for a in argv[1:] if not a.startswith("-")]
+    pool = seeds(seed_dirs)
+    if corpus:
+        os.makedirs(corpus[0], exist_ok=True)
+        for i, s in enumerate(pool):
+            with open(os.path.join(corpus[0], f"seed-{i}"), "wb") as f:
+                f.write(s)
+    counts = {"ok": 0, "warning": 0, "error": 0}
+    print(f"fuzz (atheris): {len(pool)} seeds", file=sys.stderr, flush=True)
+
+    def one(data: bytes) -> None:
+        counts[check_one(bytes(data))] += 1
+        n = sum(counts.values())
+        if n % 100_000 == 0:
+            print(f"fuzz (atheris): {n} executions: {counts}", file=sys.stderr, flush=True)
+
+    atheris.Setup(argv, one)
+    atheris.Fuzz()
 
 
 def main() -> None:
     if "-atheris" in sys.argv:
-        import atheris
-
-        argv = [a for a in sys.argv if a != "-atheris"]
-        corpus = [a for a in argv[1:] if not a.startswith("-")]
-        if corpus:
-            os.makedirs(corpus[0], exist_ok=True)
-            for i, s in enumerate(seeds()):
-                with open(os.path.join(corpus[0], f"seed-{i}"), "wb") as f:
-                    f.write(s)
-        atheris.Setup(argv, lambda data: check_one(bytes(data)))
-        atheris.Fuzz()
+        run_atheris(sys.argv)
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-budget", type=float, default=120.0, help="stop after this many seconds")
+    parser.add_argument("--seed-dir", action="append", default=[], help="add the images under this folder as seeds")
     args = parser.parse_args()
-    counts = run_mutations(args.iterations, args.seed, args.time_budget)
-    print(f"fuzz: {counts['iterations']} inputs, {counts['ok']} decoded, {counts['error']} clean errors")
+    counts = run_mutations(args.iterations, args.seed, args.time_budget, args.seed_dir)
+    print(f"fuzz: {counts['iterations']} inputs from {counts['seeds']} seeds, {counts['ok']} decoded, "
+          f"{counts['warning']} decoded with a warning, {counts['error']} clean errors")
 
 
 if __name__ == "__main__":
