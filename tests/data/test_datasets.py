@@ -10,7 +10,6 @@ from PIL import Image
 from evoquality.data import DATASETS, ManifestError, load_dataset, read_manifest
 
 
-
 def _img(path: Path, value: int = 128, size=(20, 20)):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(path)
@@ -165,8 +164,9 @@ def test_reader_field_values(tmp_path):
 
     _koniq(tmp_path / "koniq")
     k = load_dataset("koniq", tmp_path / "koniq")
-    assert [r.split for r in k.records] == ["training", "test", "test"] and k.records[0].std == 8.1
-    assert set(k.header.ignored_columns) == {"c1", "c2", "c3", "c4", "c5", "c_total"}
+    # SD is on the 1-5 rating scale, the _sets file's MOS on 0-100: no std rather than one on the wrong scale.
+    assert [r.split for r in k.records] == ["training", "test", "test"] and k.records[0].std is None
+    assert set(k.header.ignored_columns) == {"c1", "c2", "c3", "c4", "c5", "c_total", "SD"}
     kt = load_dataset("koniq", tmp_path / "koniq", subset="test")
     assert len(kt) == 2 and kt.header.subset == "test" and kt.header.skipped == {"outside subset 'test'": 1}
 

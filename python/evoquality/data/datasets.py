@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from evoquality.data.images import ImageResolver, check_missing, finalize, std_from_var
-from evoquality.data.manifest import Header, Manifest, ManifestError, Record
+from evoquality.data.manifest import Header, Manifest, ManifestError, Record, read_text_file
 from evoquality.data.tables import find_column, parse_float, read_csv, read_mat_vector, read_text, read_xlsx
 
 # A reader turns one label file into ``(where, record)`` rows, the MOS range that file variant uses, and the names
@@ -45,8 +45,12 @@ def _koniq(path: Path, skipped: Counter):
     mos = find_column(columns, ["MOS"], "MOS", str(path))
     sd = find_column(columns, ["SD"], "SD", str(path), required=False)
     split = find_column(columns, ["set"], "set", str(path), required=False)
-    # koniq10k_scores_and_distributions.csv scores on 1-5 (it has MOS_zscore); the _sets file on 0-100.
-    mos_range = (1.0, 5.0) if find_column(columns, ["MOS_zscore"], "", "", required=False) else (0.0, 100.0)
+    # koniq10k_scores_and_distributions.csv scores on 1-5 (it has MOS_zscore); the _sets file on 0-100. SD is the
+    # rating spread on the 1-5 scale in both, and the 0-100 MOS is a z-score rescaling that no factor maps SD onto:
+    # std is kept only next to the 1-5 MOS, and SD is an ignored column of the _sets file.
+    on_rating_scale = find_column(columns, ["MOS_zscore"], "", "", required=False) is not None
+    mos_range = (1.0, 5.0) if on_rating_scale else (0.0, 100.0)
+    sd = sd if on_rating_scale else None
     out = []
     for where, row in rows:
         out.append((where, Record(
@@ -176,8 +180,25 @@ def _csiq(path: Path, skipped: Counter):
             out.append((where, _csiq_record(where, name, parse_float(row["dmos"], "dmos", where), s)))
         ignored = tuple(c for c in columns if c.lower() not in {"image", "dst_type", "dst_lev", "dmos", "dmos_std"})
         return out, (0.0, 1.0), ignored
-    for where, (name, dmos) in read_text(path, 2, 2):
-        out.append((where, _csiq_record(where, name, parse_float(dmos, "dmos", where))))
+    # Text variants: "name dmos" (HyperIQA's csiq_label.txt, csiq.txt) or the spreadsheet's six columns
+    # "image dst_idx dst_type dst_lev dmos_std dmos", tab-separated (a csiq_dmos.txt that circulates).
+    with_tabs = "\t" in read_text_file(path)
+    for where, parts in read_text(path, 2, 6, sep="\t" if with_tabs else None):
+        if len(parts) == 2:
+            out.append((where, _csiq_record(where, parts[0], parse_float(parts[1], "dmos", where))))
+            continue
+        if len(parts) != 6:
+            raise ManifestError(f"{where}: expected 2 fields (name dmos) or 6 (image dst_idx dst_type dst_lev "
+                                f"dmos_std dmos), got {len(parts)}")
+        if parts[0].lower() == "image":
+            continue  # a header row
+        image, _, dst_type, level, std, dmos = parts
+        tag = _CSIQ_TAGS.get(dst_type.strip().lower())
+        if tag is None:
+            raise ManifestError(f"{where}: unknown dst_type {dst_type!r}; known: {sorted(_CSIQ_TAGS)}")
+        name = f"{image}.{tag}.{int(parse_float(level, 'dst_lev', where))}.png"
+        out.append((where, _csiq_record(where, name, parse_float(dmos, "dmos", where),
+                                        parse_float(std, "dmos_std", where))))
     return out, (0.0, 1.0), ()
 
 
@@ -204,8 +225,8 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
     DatasetSpec("kadid10k", True, ("dmos.csv",), ("images", ""), _kadid, aliases=("kadid", "kadid-10k")),
     DatasetSpec("pipal", True, ("Train_Label",), ("Train_Dist", ""), _pipal, ref_dirs=("Train_Ref", "")),
     DatasetSpec("agiqa3k", True, ("data.csv",), ("AGIQA-3K", "images", ""), _agiqa3k, aliases=("agiqa-3k",)),
-    DatasetSpec("csiq", False, ("csiq.DMOS.xlsx", "csiq_dmos.txt", "csiq.txt"), ("dst_imgs", ""), _csiq,
-                ref_dirs=("src_imgs", ""), subsets={"no_contrast": lambda r: r.dist_type != "contrast"}),
+    DatasetSpec("csiq", False, ("csiq.DMOS.xlsx", "csiq_dmos.txt", "csiq_label.txt", "csiq.txt"), ("dst_imgs", ""),
+                _csiq, ref_dirs=("src_imgs", ""), subsets={"no_contrast": lambda r: r.dist_type != "contrast"}),
     DatasetSpec("tid2013", True, ("mos_with_names.txt",), ("distorted_images", ""), _tid2013,
                 ref_dirs=("reference_images", "")),
 )}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from evoquality.data.images import ImageResolver, check_missing, finalize, list_images
-from evoquality.data.manifest import Header, Manifest, ManifestError, Record, read_manifest
+from evoquality.data.manifest import Header, Manifest, ManifestError, Record, read_manifest, read_text_file
 from evoquality.data.tables import find_column, parse_float, read_csv, read_text
 
 IMAGE_KEYS = ("image", "img_path", "image_path", "image_name", "img_name", "filename", "file", "name", "path")
@@ -104,7 +104,7 @@ def read_labels(
                            std=parse_float(r[std], std, w) if std and r.get(std) else None)) for w, r in table]
     elif fmt == "json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_text_file(path))
         except json.JSONDecodeError as exc:
             raise ManifestError(f"{path}:{exc.lineno}: not JSON ({exc.msg})") from None
         if isinstance(data, dict):  # {"files": [...]} / {"images": [...]} wrappers
@@ -116,7 +116,7 @@ def read_labels(
             raise ManifestError(f"{path}: expected a JSON list of entries, got {type(data).__name__}")
         rows, ignored = _objects_to_rows(data, path, image_key, score_key, std_key, lambda i: f"{path}[{i}]")
     elif fmt == "jsonl":
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text_file(path).splitlines()
         if lines and '"header"' in lines[0]:
             try:
                 if "header" in json.loads(lines[0]):

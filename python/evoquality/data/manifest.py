@@ -11,6 +11,7 @@ reason in ``header.skipped``, and tables print the subset and n next to every nu
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 from collections import Counter
@@ -23,6 +24,35 @@ PathLike = Union[str, Path]
 
 class ManifestError(ValueError):
     """A label file or manifest is malformed; the message names the file and line (or record) at fault."""
+
+
+# Byte-order marks, longest first (a UTF-32-LE mark begins with the UTF-16-LE one). Windows tools write UTF-16 with
+# a mark (Excel's "Unicode Text", PowerShell's `>`) and UTF-8 with one (Excel's "CSV UTF-8", Notepad).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def read_text_file(path: PathLike) -> str:
+    """The text of a label file or manifest: UTF-8, or any UTF with a byte-order mark, read alike (the mark dropped).
+    Anything else is a ManifestError naming the file and line, as is a web page saved under the file's name."""
+    path = Path(path)
+    raw = path.read_bytes()
+    encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), "utf-8")
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].decode(encoding, errors="replace").count("\n") + 1
+        raise ManifestError(f"{path}:{line}: not valid {encoding.split('-sig')[0].upper()} text: {exc.reason} at "
+                            f"byte {exc.start}; save it as UTF-8 (or UTF-16 with a byte-order mark)") from None
+    if "\x00" in text:  # ASCII in UTF-16 is valid UTF-8 with a NUL after every character: never a label file
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise ManifestError(f"{path}:{line}: NUL characters in the text; it looks like UTF-16 without a byte-order "
+                            "mark: save it as UTF-8 (or UTF-16 with a byte-order mark)")
+    head = text.lstrip()[:200].lower()
+    if head.startswith(("<!doctype html", "<html", "<head", "<body")):
+        raise ManifestError(f"{path}:1: an HTML page, not a label file (a web page saved under the file's name? "
+                            "download the raw file instead, e.g. GitHub's 'Raw' link)")
+    return text
 
 
 @dataclass(frozen=True)
@@ -167,8 +197,7 @@ def read_manifest(path: PathLike) -> Manifest:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest {path} does not exist")
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
+    lines = read_text_file(path).splitlines()
     if not lines:
         raise ManifestError(f"{path}: empty file, expected a header line")
     try:

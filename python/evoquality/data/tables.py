@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from evoquality.data.manifest import ManifestError
+from evoquality.data.manifest import ManifestError, read_text_file
 
 
 def parse_float(value, column: str, where: str) -> float:
@@ -46,24 +46,32 @@ def find_column(columns: Sequence[str], candidates: Sequence[str], what: str, so
 
 
 def read_csv(path: Path, delimiter: Optional[str] = None) -> tuple[list[str], Iterator[tuple[str, dict]]]:
-    """Header and ``(where, {column: text})`` rows of a CSV file. The delimiter is sniffed (`,` `;` tab) unless
-    given. A row with more cells than the header is an error; blank lines are skipped."""
-    text = Path(path).read_text(encoding="utf-8-sig")  # -sig: Excel writes a BOM that would glue onto column 1
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
+    """Header and ``(where, {column: text})`` rows of a CSV file (any encoding `read_text_file` takes). The header
+    is the first non-blank line; the delimiter is sniffed from it (`,` `;` tab) unless given. A row with fewer
+    cells than the header (a cut or short row: reading it would shift or drop values) or with more non-blank cells
+    is an error naming the line; blank lines are skipped."""
+    lines = read_text_file(path).splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
         raise ManifestError(f"{path}:1: empty file, expected a header row")
     if delimiter is None:
-        delimiter = max((",", ";", "\t"), key=lines[0].count)
-    reader = csv.reader(lines, delimiter=delimiter)
+        delimiter = max((",", ";", "\t"), key=lines[first].count)
+    reader = csv.reader(lines[first:], delimiter=delimiter)
     columns = [c.strip() for c in next(reader)]
+    while columns and not columns[-1]:  # a trailing delimiter in the header names no column
+        columns.pop()
     if len(set(columns)) != len(columns):
-        raise ManifestError(f"{path}:1: duplicate column names in header {columns}")
+        raise ManifestError(f"{path}:{first + 1}: duplicate column names in header {columns}")
 
     def rows():
-        for lineno, cells in enumerate(reader, start=2):
+        for cells in reader:
+            lineno = first + reader.line_num  # line_num counts physical lines, quoted newlines included
             if not cells or all(not c.strip() for c in cells):
                 continue
-            if len(cells) > len(columns):
+            if len(cells) < len(columns):
+                raise ManifestError(f"{path}:{lineno}: {len(cells)} cells but the header has {len(columns)} columns "
+                                    f"(a cut or short row; missing {columns[len(cells):]})")
+            if any(c.strip() for c in cells[len(columns):]):
                 raise ManifestError(f"{path}:{lineno}: {len(cells)} cells but the header has {len(columns)} columns")
             yield f"{path}:{lineno}", dict(zip(columns, (c.strip() for c in cells)))
 
@@ -96,20 +104,25 @@ def read_xlsx(path: Path, required: Sequence[str]) -> tuple[list[str], Iterator[
                     for rowno, cells in enumerate(body, start=first):
                         if all(c is None or str(c).strip() == "" for c in cells):
                             continue
+                        # read-only sheets drop trailing empty cells: pad, so a missing value is a blank cell
+                        cells = tuple(cells) + (None,) * (len(names) - len(cells))
                         yield f"{path}[{title}]:{rowno}", {n: c for n, c in zip(names, cells) if n}
 
                 return [n for n in names if n], rows()
     raise ManifestError(f"{path}: no sheet has a header row with the columns {list(required)}")
 
 
+_EXCEL_ERRORS = ("#N/A", "#VALUE!", "#DIV/0!", "#REF!", "#NAME?", "#NUM!", "#NULL!")
+
+
 def read_text(path: Path, min_fields: int, max_fields: int,
               sep: Optional[str] = None) -> Iterator[tuple[str, list[str]]]:
     """``(where, fields)`` of a text label file, one record per line, split on whitespace (or `sep`).
-    Blank lines and ``#`` comments are skipped; a wrong number of fields is an error naming the line."""
-    text = Path(path).read_text(encoding="utf-8-sig")
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    Blank lines and ``#`` comments are skipped (but not Excel's error values such as ``#N/A``, which are bad cells);
+    a wrong number of fields is an error naming the line."""
+    for lineno, line in enumerate(read_text_file(path).splitlines(), start=1):
         stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped or (stripped.startswith("#") and not stripped.upper().startswith(_EXCEL_ERRORS)):
             continue
         parts = [p.strip() for p in stripped.split(sep)] if sep else stripped.split()
         if not min_fields <= len(parts) <= max_fields:
