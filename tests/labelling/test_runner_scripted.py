@@ -159,3 +159,30 @@ def test_bad_options_name_the_argument(tiny_model_dir, id_pool, tmp_path):
         _run(_cfg(tiny_model_dir, id_pool, tmp_path / "r", pairs=99), None)
     with pytest.raises(ValueError, match="backend 'vllm' runs one engine per job"):
         run_labelling(_cfg(tiny_model_dir, id_pool, tmp_path / "v", backend="vllm"), dist=Dist(rank=0, world=2))
+
+
+def _png_with_extra_compressed_data(path, value: int) -> None:
+    """A 16x12 RGB PNG filled with (value, 0, 0) whose IDAT carries bytes after the zlib stream: libpng warns
+    "Extra compressed data", Pillow and transformers decode it."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + bytes([value, 0, 0]) * 16 for _ in range(12))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 12, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw) + b"\x00" * 16) + chunk(b"IEND", b""))
+
+
+def test_images_decoded_with_a_warning_are_used_and_counted(tiny_model_dir, id_pool, tmp_path, scripted):
+    from evoquality.io import native_available
+
+    if not native_available():
+        pytest.skip("the warning comes from the native decoder")
+    _png_with_extra_compressed_data(id_pool / "im8.png", 80)
+    s = _run(_cfg(tiny_model_dir, id_pool, tmp_path / "r", pairs=36), scripted(prefers_higher_id))
+    assert s["n_images_decoded_with_warning"] == 1 and s["n_bad_images"] == 0
+    assert "Extra compressed data" in s["images_decoded_with_warning"][str(id_pool / "im8.png")]
+    labels = read_labels(tmp_path / "r")
+    assert len(labels) == 36 and any("im8" in r["image_i"] + r["image_j"] for r in labels)

@@ -79,6 +79,10 @@ def markdown_tables(datasets: Sequence[dict], wavg_rows: Sequence[dict]) -> str:
                for d in datasets if d.get("skipped")]
     if skipped:
         lines += ["", "Rows skipped while reading: " + "; ".join(skipped)]
+    warned = [f"{d['name']} / {scorer}: {r['decode_warnings']}" for d in datasets
+              for scorer, r in d.get("rows", {}).items() if r.get("decode_warnings")]
+    if warned:
+        lines += ["", "Images scored although their decoder warned (recovered data): " + "; ".join(warned)]
     notes = [f"{d['name']}: {note}" for d in datasets for note in d.get("notes", ())]
     if notes:
         lines += ["", "Not computed: " + "; ".join(notes)]

@@ -40,6 +40,7 @@ def _paths(m: Manifest):
 def _row(m: Manifest, preds: np.ndarray, result: ScoreResult, n_boot: int, seed: int) -> dict:
     row = protocol.evaluate(m, preds, n_boot=n_boot, seed=seed)
     row["failures"] = dict(result.failures)
+    row["decode_warnings"] = result.decode_warnings
     return row
 
 

@@ -25,7 +25,8 @@ from evoquality.evaluation import reference_metrics
 class ScoreResult:
     """scores (N,) float64, NaN = no score; failures: reason -> count. For a model: `greedy` (N,) the parsed
     greedy answers (None when not run), `sampled` (N,) the mean of the parsed samples, `n_parsed` (N,) how many
-    samples parsed, `n_samples` drawn per image."""
+    samples parsed, `n_samples` drawn per image. decode_warnings: images scored although their decoder warned
+    (recovered data, as transformers accepts it; see evoquality.io)."""
 
     scores: np.ndarray
     failures: Counter = field(default_factory=Counter)
@@ -33,13 +34,15 @@ class ScoreResult:
     sampled: Optional[np.ndarray] = None
     n_parsed: Optional[np.ndarray] = None
     n_samples: int = 0
+    decode_warnings: int = 0
 
 
-def _load_rgb(image) -> np.ndarray:
-    """uint8 (H, W, 3) from a path, PIL image or array; raises `ImageRejected` (with the reason) when unusable."""
+def _load_rgb(image, warned: Optional[list] = None) -> np.ndarray:
+    """uint8 (H, W, 3) from a path, PIL image or array; raises `ImageRejected` (with the reason) when unusable.
+    A path whose decoder warned is appended to `warned`."""
     from PIL import Image
 
-    from evoquality.labelling.images import ImageRejected, load_image
+    from evoquality.labelling.images import ImageRejected, decode_warning, load_image
 
     if isinstance(image, np.ndarray):
         arr = image
@@ -50,13 +53,16 @@ def _load_rgb(image) -> np.ndarray:
         return arr
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
-    return np.asarray(load_image(str(image)))
+    loaded = load_image(str(image))
+    if warned is not None and decode_warning(loaded):
+        warned.append(str(image))
+    return np.asarray(loaded)
 
 
-def load_pil(image):
+def load_pil(image, warned: Optional[list] = None):
     from PIL import Image
 
-    return Image.fromarray(_load_rgb(image))
+    return Image.fromarray(_load_rgb(image, warned))
 
 
 class ReferenceScorer:
@@ -77,13 +83,14 @@ class ReferenceScorer:
                                  f"({len(images)}), got {None if refs is None else len(refs)}")
         out = np.full(len(images), np.nan)
         failures: Counter = Counter()
+        warned: list = []
         last_ref: tuple = (None, None)  # distortions of one reference are usually adjacent: decode it once
         for i, image in enumerate(_progress(images, progress, self.name)):
             if self.full_reference and refs[i] is None:
                 failures["no reference"] += 1
                 continue
             try:
-                img = _load_rgb(image)
+                img = _load_rgb(image, warned)
                 if self.full_reference:
                     key = str(refs[i]) if isinstance(refs[i], (str, Path)) else id(refs[i])
                     if last_ref[0] != key:
@@ -97,7 +104,7 @@ class ReferenceScorer:
                     out[i] = self._fn(img)
             except ImageRejected as exc:
                 failures[f"image rejected: {str(exc).split(':')[0]}"] += 1
-        return ScoreResult(out, failures)
+        return ScoreResult(out, failures, decode_warnings=len(warned))
 
 
 REFERENCE_SCORERS = {
@@ -155,13 +162,14 @@ class ModelScorer:
         greedy, sampled = np.full(n, np.nan), np.full(n, np.nan)
         n_parsed = np.zeros(n, dtype=np.int64)
         failures: Counter = Counter()
+        warned: list = []
         messages = prompts.score_messages()
         batches = [range(s, min(s + self.batch_size, n)) for s in range(0, n, self.batch_size)]
         for b, idx in enumerate(_progress(batches, progress, "scoring batches")):
             loaded = []
             for i in idx:
                 try:
-                    loaded.append((i, load_pil(images[i])))
+                    loaded.append((i, load_pil(images[i], warned)))
                 except ImageRejected as exc:
                     failures[f"image rejected: {str(exc).split(':')[0]}"] += 1
             if not loaded:
@@ -191,7 +199,7 @@ class ModelScorer:
         main = greedy if self.mode == "greedy" else sampled
         return ScoreResult(main.copy(), failures, greedy if self.mode == "greedy" else None,
                            sampled if self.n_samples else None, n_parsed if self.n_samples else None,
-                           self.n_samples)
+                           self.n_samples, len(warned))
 
 
 def failure_rates(result: ScoreResult, n_images: int) -> dict:

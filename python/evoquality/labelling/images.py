@@ -3,7 +3,9 @@
 JPEG/PNG/WebP go through `evoquality.io` (the native decoder: header-first size limits, hostile input fails
 cleanly, pixels identical to Pillow's) when the extension is built; other formats, or an install without the
 extension, use Pillow. A bad image is a reported skip, never a crash: `load_image` raises `ImageRejected` with a
-reason, the caller drops the image's pairs and counts it in the summary.
+reason, the caller drops the image's pairs and counts it in the summary. An image the decoder recovered (a JPEG
+ending early, PNG data cut short: what Pillow and transformers accept) is used, as transformers would, and its
+warning is in `decode_warning(image)` for the summary to count.
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ DEFAULT_MAX_PIXELS = 40_000_000
 # Qwen2-VL's smart_resize raises beyond this aspect ratio; rejecting here keeps one image from failing a batch.
 MAX_ASPECT = 200
 _NATIVE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+# Key of the decoder's warning in a loaded image's PIL `info` dict (absent when the decode was clean).
+DECODE_WARNING_KEY = "evoquality_decode_warning"
+
+
+def decode_warning(image) -> str:
+    """The warning the native decoder gave for a `load_image` result ('' when clean or not a PIL image)."""
+    return getattr(image, "info", {}).get(DECODE_WARNING_KEY, "")
 
 
 class ImageRejected(Exception):
@@ -52,7 +63,11 @@ def _load_native(path: str, max_pixels: int) -> Image.Image:
         # Probe without a limit so an oversized image gets the same message as on the Pillow path.
         info = io.probe(data, max_image_pixels=2**62)
         _check_size(int(info["width"]), int(info["height"]), max_pixels)
-        return Image.fromarray(io.decode(data, max_image_pixels=max_pixels))
+        rgb, warning = io.decode(data, max_image_pixels=max_pixels, return_warning=True)
+        image = Image.fromarray(rgb)
+        if warning:
+            image.info[DECODE_WARNING_KEY] = warning
+        return image
     except ImageRejected:
         raise
     except (OSError, ValueError) as e:  # io.ImageDecodeError is a ValueError

@@ -26,10 +26,10 @@ def _rate(num: float, den: float) -> float:
     return float(num / den) if den else math.nan
 
 
-def _bad_images(records: dict[int, dict]) -> dict[str, str]:
+def _bad_images(records: dict[int, dict], key: str = "bad_images") -> dict[str, str]:
     bad: dict[str, str] = {}
     for rec in records.values():
-        bad.update(rec.get("bad_images", {}))
+        bad.update(rec.get(key, {}))
     return dict(sorted(bad.items()))
 
 
@@ -101,6 +101,9 @@ def merge_round(rd: RoundDir, cfg: "LabelConfig", plan: "Plan") -> dict:
         "items_pending": pending,
         "n_bad_images": len(_bad_images(records)),
         "bad_images": _bad_images(records),
+        # Used as transformers would use them (strict=False), but counted: a corrupt file is worth knowing about.
+        "n_images_decoded_with_warning": len(_bad_images(records, "image_warnings")),
+        "images_decoded_with_warning": _bad_images(records, "image_warnings"),
         "variants_failed": failed_variants(rd.path),
         "votes_per_item": cfg.votes,
         "votes_total": n_votes,

@@ -17,7 +17,7 @@ from typing import Callable, Optional, Sequence
 from evoquality.labelling.backends import GenerationBackend, GenRequest
 from evoquality.labelling.config import LabelConfig
 from evoquality.labelling.dist import Dist
-from evoquality.labelling.images import ImageRejected, load_image
+from evoquality.labelling.images import ImageRejected, decode_warning, load_image
 from evoquality.labelling.pool import Pool, discover_pool
 from evoquality.labelling.store import ConfigMismatch, RoundDir, ShardWriter
 from evoquality.labelling.votes import assemble_answers, derive_seed, encode_orders, pair_requests, vote_orders
@@ -99,6 +99,13 @@ class _ImageCache:
         self._cache.clear()
 
 
+def _note_warnings(records: dict, item: int, batch_index: int, plan, images) -> None:
+    """Images of this item that decoded with a recovered warning: kept in its record for the summary's count."""
+    warned = {plan.pool.paths[x]: decode_warning(img) for x, img in images if decode_warning(img)}
+    if warned:
+        records[item] = {"item": item, "batch": batch_index, "image_warnings": warned}
+
+
 def _compare_batch(cfg, plan, batch_ids, images, backend, batch_index) -> list[dict]:
     from evoquality.prompts import compare_messages, parse_choice
 
@@ -114,6 +121,7 @@ def _compare_batch(cfg, plan, batch_ids, images, backend, batch_index) -> list[d
             bad = {plan.pool.paths[x]: why for x, why in ((i, bad_i), (j, bad_j)) if why}
             records[pid] = {"item": pid, "batch": batch_index, "dropped": "bad image", "bad_images": bad}
             continue
+        _note_warnings(records, pid, batch_index, plan, ((i, img_i), (j, img_j)))
         orders[pid] = vote_orders(cfg.seed, pid, cfg.votes, cfg.order)
         for flag, req in pair_requests(messages, img_i, img_j, orders[pid], cfg.seed, pid):
             requests.append(req)
@@ -124,7 +132,8 @@ def _compare_batch(cfg, plan, batch_ids, images, backend, batch_index) -> list[d
         by_pair.setdefault(pid, {})[flag] = t
     for pid, swapped in orders.items():
         answers, vote_texts = assemble_answers(swapped, by_pair[pid], parse_choice)
-        rec = {"item": pid, "batch": batch_index, "orders": encode_orders(swapped), "answers": answers}
+        rec = {**records.get(pid, {}), "item": pid, "batch": batch_index, "orders": encode_orders(swapped),
+               "answers": answers}
         if cfg.save_answers:
             rec["texts"] = vote_texts
         records[pid] = rec
@@ -143,11 +152,12 @@ def _score_batch(cfg, plan, batch_ids, images, backend, batch_index) -> list[dic
             records[idx] = {"item": idx, "batch": batch_index, "dropped": "bad image",
                             "bad_images": {plan.pool.paths[idx]: bad}}
             continue
+        _note_warnings(records, idx, batch_index, plan, ((idx, img),))
         requests.append(GenRequest(messages, (img,), cfg.votes, derive_seed(cfg.seed, idx, 3)))
         slots.append(idx)
     texts = _generate(cfg, backend, requests, batch_index)
     for idx, t in zip(slots, texts):
-        rec = {"item": idx, "batch": batch_index, "scores": [parse_score(x) for x in t]}
+        rec = {**records.get(idx, {}), "item": idx, "batch": batch_index, "scores": [parse_score(x) for x in t]}
         if cfg.save_answers:
             rec["texts"] = list(t)
         records[idx] = rec
