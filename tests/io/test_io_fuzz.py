@@ -5,6 +5,7 @@ atheris (libFuzzer's mutators) on whichever seeds exist."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import subprocess
@@ -42,5 +43,10 @@ def test_atheris_short_run(tmp_path, shared_data_dir):
     corpus = shared_data_dir / "image-corpus"
     seed_dirs = ["--seed-dir", str(corpus)] if corpus.is_dir() else []
     proc = _run(["-atheris", *seed_dirs, "-runs=30000", "-max_total_time=40", "-max_len=65536", "-keep_seed=1",
-                 "-len_control=0", "-rss_limit_mb=2048", str(tmp_path / "corpus")], tmp_path)
+                 "-len_control=0", "-entropic=0", "-prefer_small=0", "-rss_limit_mb=2048", str(tmp_path / "corpus")],
+                tmp_path)
     assert "Done" in proc.stderr and "ERROR" not in proc.stderr, proc.stderr[-2000:]
+    # The mutations reach the decoders' recovery paths, not only their first checks.
+    last = [line for line in proc.stderr.splitlines() if "executions: {" in line][-1]
+    tally = ast.literal_eval(last.split("executions: ", 1)[1])
+    assert tally["warning"] > 0 and tally["ok"] > 0, last
