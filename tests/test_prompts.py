@@ -41,7 +41,6 @@ def test_prompt_renders_through_tiny_chat_template(tiny_model_dir):
         ("\\boxed{0.5}", 1.0),
         ("\\boxed{.75e1}", 5.0),
         ("\\boxed{4.}", 4.0),
-        ("\\boxed{3.5} and an unclosed \\boxed{2", 3.5),  # truncated last box does not count
     ],
 )
 def test_parse_score_values(text, expected):
@@ -58,6 +57,8 @@ def test_parse_score_values(text, expected):
         "\\boxed{nan}",
         "\\boxed{inf}",
         "\\boxed{1e999}",  # overflows to inf: not a score
+        "\\boxed{3.5} and a last box cut off by the token budget: \\boxed{2",  # the last box decides, not an earlier
+        "\\boxed{3.5} \\boxed{\\text{4.",
         "\\boxed{３.５}",  # full-width digits are not a well-formed answer
         "\\boxed{٣}",
         "\\boxed{4.5",  # never closed
@@ -82,6 +83,7 @@ def test_parse_score_rejects(text):
         ("\\boxed{first}", None),
         ("1", None),
         ("\\boxed{１}", None),
+        ("\\boxed{0} then, cut off: \\boxed{1", None),  # a truncated last box is no vote, not the earlier one
     ],
 )
 def test_parse_choice(text, expected):

@@ -52,20 +52,21 @@ def score_messages() -> list[dict]:
 
 
 def last_boxed(text: str) -> Optional[str]:
-    """Content of the last ``\\boxed{...}`` with balanced braces, or None when there is none (or it never closes)."""
+    """Content of the last ``\\boxed{...}`` with balanced braces, or None when there is none.
+
+    The last box decides: when it never closes (a completion cut off by the token budget inside its final answer),
+    the answer is unparseable — an earlier box is an intermediate value of the reasoning, not the answer.
+    """
     if not isinstance(text, str):
         return None
     start = text.rfind(_BOXED)
-    while start != -1:
-        depth, i = 1, start + len(_BOXED)
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            return text[start + len(_BOXED) : i - 1]
-        # An unclosed last box (a truncated completion) does not count; an earlier closed one still may.
-        start = text.rfind(_BOXED, 0, start)
-    return None
+    if start == -1:
+        return None
+    depth, i = 1, start + len(_BOXED)
+    while i < len(text) and depth:
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        i += 1
+    return text[start + len(_BOXED) : i - 1] if depth == 0 else None
 
 
 def _first_number(text: str) -> Optional[float]:
