@@ -10,7 +10,48 @@ def test_defaults_are_the_papers():
     c = TrainConfig()
     assert (c.num_generations, c.beta, c.epsilon, c.learning_rate, c.lr_scheduler_type, c.temperature, c.loss_type) \
         == (32, 0.05, 0.2, 3e-7, "linear", 1.0, "grpo")
-    assert (c.gamma, c.adv_eps) == (1e-6, 1e-4)
+    assert (c.gamma, c.adv_eps, c.scale_rewards) == (1e-6, 1e-4, "group")
+    # Eq. 5-6: the plain k3 KL; TRL 1.16 would multiply it by the importance ratio.
+    assert c.use_bias_correction_kl is False
+
+
+def test_kl_estimator_default_is_the_papers_and_trls_is_an_option(tmp_path):
+    from trl import GRPOConfig
+
+    assert GRPOConfig(output_dir=str(tmp_path), use_cpu=True).use_bias_correction_kl is True  # what TRL turns on
+    assert make_config(None, {"use_cpu": True}).to_grpo_config(tmp_path).use_bias_correction_kl is False
+    on = make_config(None, {"use_bias_correction_kl": "true", "use_cpu": True})
+    assert on.to_grpo_config(tmp_path).use_bias_correction_kl is True
+
+
+def test_every_trl_default_that_differs_from_the_paper_is_set(tmp_path):
+    g = make_config(None, {"use_cpu": True}).to_grpo_config(tmp_path)
+    assert (g.loss_type, g.beta, g.use_bias_correction_kl, g.learning_rate, g.lr_scheduler_type, g.epsilon) == \
+        ("grpo", 0.05, False, 3e-7, "linear", 0.2)
+    assert (g.scale_rewards, g.num_iterations, g.top_k, g.repetition_penalty) == ("group", 1, 0, 1.0)
+
+
+def test_vllm_importance_sampling_is_exposed(tmp_path):
+    c = make_config(None, {"use_cpu": True, "vllm_importance_sampling_correction": False,
+                           "vllm_importance_sampling_mode": "token_truncate",
+                           "vllm_importance_sampling_clip_max": 2.0})
+    g = c.to_grpo_config(tmp_path)
+    assert (g.vllm_importance_sampling_correction, g.vllm_importance_sampling_mode,
+            g.vllm_importance_sampling_clip_max) == (False, "token_truncate", 2.0)
+    assert make_config(None, {"use_cpu": True}).to_grpo_config(tmp_path).vllm_importance_sampling_correction is True
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("scale_rewards", "none", "grpo_overrides must not set ['scale_rewards']"),
+    ("beta", 0.0, "grpo_overrides must not set ['beta']"),
+    ("use_bias_correction_kl", True, "use the field"),
+    ("steps_per_generation", 2, "grpo_overrides must not set ['steps_per_generation']"),
+    ("reward_weights", [1.0], "the fidelity reward is the only reward"),
+])
+def test_grpo_overrides_cannot_shadow_what_the_config_decides(tmp_path, key, value, message):
+    cfg = make_config(None, {"use_cpu": True, "grpo_overrides": {key: value}})
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        cfg.to_grpo_config(tmp_path)
 
 
 def test_precedence_defaults_file_flags(tmp_path):
@@ -39,6 +80,10 @@ def test_precedence_defaults_file_flags(tmp_path):
         ({"loss_type": "ppo"}, "loss_type must be one of"),
         ({"use_vllm": "maybe"}, "config key 'use_vllm' must be a boolean"),
         ({"beta": -1}, "beta must be finite and >= 0"),
+        ({"gamma": 0}, "gamma must be finite and > 0"),
+        ({"gamma": float("inf")}, "gamma must be finite and > 0"),
+        ({"scale_rewards": "mean"}, "scale_rewards must be one of"),
+        ({"vllm_importance_sampling_mode": "x"}, "vllm_importance_sampling_mode must be one of"),
     ],
 )
 def test_bad_values_name_the_key(overrides, message):

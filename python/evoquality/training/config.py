@@ -2,7 +2,13 @@
 command line (precedence: defaults < file < CLI flags).
 
 The fields are ours (named after METHOD.md); `to_grpo_config` translates them into TRL's `GRPOConfig`, and
-`grpo_overrides` passes any other GRPOConfig field straight through for users who know TRL.
+`grpo_overrides` passes any other GRPOConfig field straight through for users who know TRL (never one that a field
+here decides, nor one our trainer replaces: that is an error).
+
+Where TRL 1.16's defaults differ from the paper, the paper wins and the TRL behaviour stays one field away:
+loss_type "grpo" (TRL: "dapo"), beta 0.05 with a reference model (TRL: 0), lr 3e-7 linear, and the plain k3 KL
+(`use_bias_correction_kl` off; TRL: on). With vLLM, TRL's importance-sampling correction stays on (a decision,
+see `vllm_importance_sampling_correction`).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Union, get_args, get_origin, get_type_hints
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
+SCALE_REWARDS = ("group", "batch", "none")
+VLLM_IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 VLLM_MODES = ("colocate", "server")
 REF_MODES = ("round_start", "initial")
 ATTN = ("auto", "flash_attention_2", "sdpa", "eager")
@@ -35,6 +43,10 @@ class TrainConfig:
         8, "Unique images per global generation batch; pairs are kept whole, so it must be even."
     )
     beta: float = _f(0.05, "KL coefficient to the frozen reference (k3 estimator) [paper: 0.05]. 0 = no reference.")
+    use_bias_correction_kl: bool = _f(
+        False, "Multiply the k3 KL by the importance ratio pi_theta/pi_old (TRL's default since 1.x, after "
+               "DeepSeek-V3.2: an unbiased reverse-KL gradient; it changes the KL gradient even on-policy). "
+               "Off = the paper's plain k3 estimator (Eq. 5-6) [paper].")
     epsilon: float = _f(0.2, "PPO clip range [decision: 0.2].")
     loss_type: str = _f("grpo", "TRL loss normalisation; 'grpo' = per-sequence mean [paper].", choices=LOSS_TYPES)
     learning_rate: float = _f(3e-7, "AdamW learning rate [paper: 3e-7].")
@@ -46,7 +58,15 @@ class TrainConfig:
     top_p: float = _f(1.0, "Nucleus sampling of the rollouts (1 = off).")
     max_completion_length: int = _f(512, "Maximum new tokens per rollout (reasoning + boxed score).")
     gamma: float = _f(1e-6, "Variance floor in the Thurstone denominator [decision, as VisualQuality-R1].")
+    train_compare: bool = _f(
+        False, "Also train the comparison prompt: every labelled pair of a step is asked once more as a comparison "
+               "(G sampled answers, reward = agreement with p*: p* for naming image_i, 1 - p* for image_j), so the "
+               "voter of the next round improves with the scorer. Off = the paper (GRPO on the scoring prompt only).")
     adv_eps: float = _f(1e-4, "Epsilon of the group z-score of the advantages (TRL's value).")
+    scale_rewards: str = _f(
+        "group", "Advantage scaling: (r - group mean) / (group std + adv_eps) [paper Eq. 4: 'group'], the batch "
+                 "std ('batch'), or no division ('none'). Our fidelity advantages implement all three.",
+        choices=SCALE_REWARDS)
     # --- batching ---
     per_device_train_batch_size: int = _f(8, "Sequences per forward/backward on each process.")
     num_train_epochs: float = _f(1.0, "Passes over the labelled pairs (ignored when max_steps > 0).")
@@ -65,6 +85,15 @@ class TrainConfig:
     vllm_server_host: str = _f("0.0.0.0", "vLLM server host (server mode).")
     vllm_server_port: int = _f(8000, "vLLM server port (server mode).")
     vllm_gpu_memory_utilization: float = _f(0.3, "GPU memory share vLLM may take (colocate mode).")
+    vllm_importance_sampling_correction: bool = _f(
+        True, "With use_vllm: reweight each rollout's loss by the ratio of the trainer's to vLLM's sampling "
+              "probabilities (TRL's correction for the two engines' numeric mismatch). It costs one more forward "
+              "pass per generation batch (the old log-probabilities) and masks or truncates sequences whose ratio "
+              "leaves the clip range [decision: TRL's default, on; the paper is silent]. No effect without vLLM.")
+    vllm_importance_sampling_mode: str = _f(
+        "sequence_mask", "How that ratio is applied: per token or per sequence, truncated or masked (TRL's modes).",
+        choices=VLLM_IS_MODES)
+    vllm_importance_sampling_clip_max: float = _f(3.0, "Upper bound of that ratio (TRL's default).")
     use_cpu: bool = _f(False, "Train on CPU even where CUDA exists (tests).")
     # --- bookkeeping ---
     logging_steps: int = _f(1, "Log metrics every N optimizer steps.")
@@ -98,19 +127,27 @@ class TrainConfig:
         need(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
         need(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         need(self.max_completion_length >= 1, f"max_completion_length must be >= 1, got {self.max_completion_length}")
-        need(self.gamma >= 0, f"gamma must be >= 0, got {self.gamma}")
+        # gamma keeps the Thurstone denominator sqrt(var_i + var_j + gamma) > 0 when both groups agree exactly.
+        need(self.gamma > 0 and math.isfinite(self.gamma), f"gamma must be finite and > 0, got {self.gamma}")
         need(self.adv_eps > 0, f"adv_eps must be > 0, got {self.adv_eps}")
         need(self.per_device_train_batch_size >= 1,
              f"per_device_train_batch_size must be >= 1, got {self.per_device_train_batch_size}")
-        for name in ("loss_type", "vllm_mode", "ref_model", "attn_implementation", "model_dtype"):
+        need(self.vllm_importance_sampling_clip_max >= 1,
+             f"vllm_importance_sampling_clip_max must be >= 1, got {self.vllm_importance_sampling_clip_max}")
+        for name in ("loss_type", "vllm_mode", "ref_model", "attn_implementation", "model_dtype", "scale_rewards",
+                     "vllm_importance_sampling_mode"):
             choices = _FIELDS[name].metadata["choices"]
             need(getattr(self, name) in choices, f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         need(isinstance(self.grpo_overrides, dict),
              f"grpo_overrides must be a mapping, got {type(self.grpo_overrides).__name__}")
 
     # --- batching arithmetic (TRL: generation_batch_size = per_device * processes * steps_per_generation) ---
+    def prompts_per_step(self) -> int:
+        """Rollout groups per generation batch: one per image, plus one per pair with `train_compare`."""
+        return self.images_per_step + (self.images_per_step // 2 if self.train_compare else 0)
+
     def rollouts_per_step(self) -> int:
-        return self.images_per_step * self.num_generations
+        return self.prompts_per_step() * self.num_generations
 
     def steps_per_generation(self, num_processes: int) -> int:
         """Micro-batches per generation batch on each process; one optimizer step per generation batch keeps GRPO
@@ -118,7 +155,8 @@ class TrainConfig:
         per_pass = self.per_device_train_batch_size * num_processes
         if self.rollouts_per_step() % per_pass:
             raise ValueError(
-                f"images_per_step * num_generations = {self.rollouts_per_step()} must be divisible by "
+                f"rollouts per step ({self.prompts_per_step()} prompts x {self.num_generations} generations = "
+                f"{self.rollouts_per_step()}) must be divisible by "
                 f"per_device_train_batch_size * num_processes = {per_pass}"
             )
         return self.rollouts_per_step() // per_pass
@@ -133,6 +171,7 @@ class TrainConfig:
             output_dir=str(output_dir),
             num_generations=self.num_generations,
             beta=self.beta,
+            use_bias_correction_kl=self.use_bias_correction_kl,
             epsilon=self.epsilon,
             loss_type=self.loss_type,
             learning_rate=self.learning_rate,
@@ -156,6 +195,9 @@ class TrainConfig:
             vllm_server_host=self.vllm_server_host,
             vllm_server_port=self.vllm_server_port,
             vllm_gpu_memory_utilization=self.vllm_gpu_memory_utilization,
+            vllm_importance_sampling_correction=self.vllm_importance_sampling_correction,
+            vllm_importance_sampling_mode=self.vllm_importance_sampling_mode,
+            vllm_importance_sampling_clip_max=self.vllm_importance_sampling_clip_max,
             use_cpu=self.use_cpu,
             logging_steps=self.logging_steps,
             save_steps=self.save_steps,
@@ -164,15 +206,30 @@ class TrainConfig:
             log_completions=self.log_completions,
             # Our dataset carries image ids and paths beside the prompt; TRL must not drop them.
             remove_unused_columns=False,
-            # Our advantages replace TRL's; "group" keeps TRL's own (discarded) computation cheap and harmless.
-            scale_rewards="group",
+            # Our advantages replace TRL's inline ones (computed with the same scaling, then discarded).
+            scale_rewards=self.scale_rewards,
         )
         unknown = set(self.grpo_overrides) - {f.name for f in dataclasses.fields(GRPOConfig)}
         if unknown:
             raise ValueError(f"grpo_overrides has keys that GRPOConfig does not know: {sorted(unknown)}")
+        # A pass-through key must never shadow what this config decides: TRL would honour it while our trainer
+        # (advantages, sampler, batching) follows the field, and the run would silently be neither.
+        owned = sorted(set(self.grpo_overrides) & (set(kwargs) | set(_FIELDS) | set(_IGNORED_BY_TRAINER)))
+        if owned:
+            raise ValueError(f"grpo_overrides must not set {owned}: "
+                             + "; ".join(_IGNORED_BY_TRAINER.get(k, "set by a TrainConfig field of that (or its "
+                                                                   "transformers) name, use the field")
+                                         for k in owned))
         kwargs.update(self.grpo_overrides)
         return GRPOConfig(**kwargs)
 
+
+# GRPOConfig fields that TRL reads but our trainer replaces (why it is an error to pass them through).
+_IGNORED_BY_TRAINER = {
+    "reward_weights": "reward_weights: the fidelity reward is the only reward",
+    "multi_objective_aggregation": "multi_objective_aggregation: the fidelity reward is the only reward",
+    "generation_batch_size": "generation_batch_size: derived from images_per_step x num_generations",
+}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _HINTS = get_type_hints(TrainConfig)

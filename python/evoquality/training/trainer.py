@@ -1,17 +1,24 @@
 """Stage 2 (METHOD.md): GRPO with the fidelity reward, as a thin subclass of TRL 1.16's `GRPOTrainer`.
 
-TRL keeps what it does well — generation (HF or vLLM), the PPO-clip loss with the k3 KL, DeepSpeed/FSDP, checkpoints,
-logging. We override five private seams, pinned by `tests/training/test_trl_seams.py`:
+TRL keeps what it does well — generation (HF or vLLM), the PPO-clip loss with the KL to the reference, DeepSpeed/FSDP,
+checkpoints, logging. We override eight private seams, pinned by `tests/training/test_trl_seams.py`:
 
 - `_get_train_sampler`  -> `PairAwareSampler`: both images of every pair in the same generation batch.
 - `_calculate_rewards`  -> parse scores, gather them from every process, run the fidelity kernel over the *global*
                            batch (TRL would call a reward function on each process's slice only), return the gathered
                            (B_global, 1) tensor TRL expects. A failed parse is NaN: no reward, advantage 0.
-- `_generate_and_score_completions` -> TRL's, then its inline advantages are replaced by ours (`evoquality.ops`).
+- `_generate_and_score_completions` -> TRL's, then its inline advantages are replaced by ours (`evoquality.ops`,
+                           scaled as `TrainConfig.scale_rewards` says).
+
+With `TrainConfig.train_compare` the generation batch also holds one comparison prompt per labelled pair; its G
+answers are rewarded by their agreement with p* (`compare_rewards`) and z-scored within their own group.
+- `_load_from_checkpoint` -> skipped when the policy was already loaded from that checkpoint (see `stage.py`).
 - `_tokenize_prompts`, `_generate_single_turn`, `_prepare_inputs`, `training_step` -> only timed (`timing.py`).
 
-Departures from TRL's defaults, all from the paper: beta 0.05 with a reference model, loss_type "grpo" (per-sequence
-mean), lr 3e-7 linear (see `config.py`). One optimizer step per generation batch, so no old-logprob forward.
+The loss is the paper's (Eq. 5-6): PPO-clip with the plain k3 KL estimator, beta 0.05, per-sequence mean
+(loss_type "grpo"), lr 3e-7 linear. TRL 1.16 defaults to other choices (loss "dapo", beta 0, and a KL multiplied by
+the importance ratio, `use_bias_correction_kl`); `config.py` sets the paper's and exposes TRL's as options. One
+optimizer step per generation batch, so no old-logprob forward (except under vLLM's importance-sampling correction).
 """
 
 from __future__ import annotations
@@ -22,14 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
+import numpy as np
 import torch
 from transformers import TrainerCallback
 from trl import GRPOTrainer
 from trl.trainer.grpo_trainer import gather_object
 
 from evoquality.ops.fidelity import fidelity_advantages
+from evoquality.ops.group_advantage import group_advantages
 from evoquality.ops.partners import Partners
-from evoquality.prompts import parse_score
+from evoquality.prompts import parse_choice, parse_score
 from evoquality.training.config import TrainConfig
 from evoquality.training.data import ImageStore, LabelledPairs, build_dataset
 from evoquality.training.preprocess_cache import CachedImageProcessor
@@ -45,12 +54,40 @@ def fidelity(*args, **kwargs):
     raise RuntimeError("the fidelity reward is computed over the global batch by FidelityGRPOTrainer, not per slice")
 
 
+def compare_rewards(choices: torch.Tensor, swapped: torch.Tensor, p_star: torch.Tensor) -> torch.Tensor:
+    """Agreement of sampled comparison answers with the pseudo-labels: (C, G) rewards in [0, 1].
+
+    choices (C, G): index of the image the answer names better, in the order shown (0 / 1; NaN = no answer);
+    swapped (C,) bool: the pair was shown as (image_j, image_i); p_star (C,): P(image_i better).
+    Naming image_i earns p*, naming image_j earns 1 - p* (the expected agreement with the label); a tie (p* = 0.5)
+    rewards every answer alike, so it teaches nothing; an answer that does not parse gets NaN (no reward).
+    """
+    named_i = (choices == 0) != swapped[:, None]
+    p = p_star[:, None].to(torch.float32)
+    rewards = torch.where(named_i, p, 1.0 - p)
+    return torch.where(torch.isnan(choices), torch.full_like(rewards, math.nan), rewards)
+
+
+@dataclass
+class CompareRecord:
+    """The comparison groups of a generation batch: pairs (C,) indices into LabelledPairs; choices (C, G) (NaN = no
+    answer); swapped (C,) bool; rewards and advantages (C, G)."""
+
+    pairs: list[int]
+    choices: torch.Tensor
+    swapped: torch.Tensor
+    rewards: torch.Tensor
+    advantages: torch.Tensor
+
+
 @dataclass
 class StepRecord:
     """What the last generation batch used, over the global batch (for logs and tests).
 
     image_ids (U,); scores (U, G) float32, NaN = parse failure; partners: CSR over the U images;
-    rewards (U, G) float32 (NaN = no reward); advantages (U, G) float32.
+    rewards (U, G) float32 (NaN = no reward); advantages (U, G) float32 — the scoring groups.
+    all_advantages (groups, G): every group of the batch in its order (scoring and comparison groups).
+    compare: the comparison groups (`TrainConfig.train_compare`), or None.
     """
 
     image_ids: list[str]
@@ -58,6 +95,8 @@ class StepRecord:
     partners: Partners
     rewards: torch.Tensor
     advantages: torch.Tensor
+    all_advantages: torch.Tensor
+    compare: Optional[CompareRecord] = None
 
 
 def completion_text(completion) -> str:
@@ -138,6 +177,7 @@ class FidelityGRPOTrainer(GRPOTrainer):
         # Two generation batches of unique images: the data loader may prefetch the next batch.
         self.image_store = ImageStore(capacity=2 * config.images_per_step, **store_kwargs)
         self.last_step: Optional[StepRecord] = None
+        self.pair_sampler: Optional[PairAwareSampler] = None
         # TRL pads prompts on the left and relies on the processor doing the same for the per-token multimodal
         # fields (mm_token_type_ids); prompts differ in length because images differ in size.
         processing_class.tokenizer.padding_side = "left"
@@ -146,7 +186,7 @@ class FidelityGRPOTrainer(GRPOTrainer):
             self._cached_processor = CachedImageProcessor(processing_class.image_processor, timer=self.timer)
             processing_class.image_processor = self._cached_processor
 
-        dataset = build_dataset(pairs, self.image_store)
+        dataset = build_dataset(pairs, self.image_store, compare=config.train_compare, seed=config.seed)
         restore_name = None
         if ref_model_path is not None and args.beta > 0:
             if isinstance(model, (str, Path)):
@@ -189,14 +229,18 @@ class FidelityGRPOTrainer(GRPOTrainer):
 
     # ----------------------------------------------------------------------------------------- batching
     def _get_train_sampler(self, dataset=None):
-        return PairAwareSampler(
+        # Kept for the run summary: every pass's count of pairs that could not be packed (`sampler.passes`).
+        n, m = len(self.pairs.images), len(self.pairs)
+        self.pair_sampler = PairAwareSampler(
             self.pairs.pairs,
-            images_per_batch=self.args.generation_batch_size // self.num_generations,
+            images_per_batch=self.config.images_per_step,
+            compare_rows=np.arange(n, n + m) if self.config.train_compare else None,
             num_generations=self.num_generations,
             repeat_count=self.num_iterations * self.args.steps_per_generation,
             shuffle=self.shuffle_dataset,
             seed=self.args.seed,
         )
+        return self.pair_sampler
 
     # ----------------------------------------------------------------------------------------- timed seams
     def _tokenize_prompts(self, prompts: list):
@@ -224,30 +268,52 @@ class FidelityGRPOTrainer(GRPOTrainer):
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         with self.timer.phase("reward"):
             device = self.accelerator.device
-            local_scores = [parse_score(completion_text(c)) for c in completions]
-            local = torch.tensor([math.nan if s is None else s for s in local_scores], dtype=torch.float32,
-                                 device=device)
-            scores = self.accelerator.gather(local)  # (B_global,) in process order, as TRL gathers rewards
+            # Per rollout one number: the score of a scoring answer, or the image a comparison answer names (pair >= 0).
+            rows = [x.get("pair", -1) for x in inputs]
+            parsed = [parse_score(completion_text(c)) if k < 0 else parse_choice(completion_text(c))
+                      for c, k in zip(completions, rows)]
+            local = torch.tensor([math.nan if v is None else v for v in parsed], dtype=torch.float32, device=device)
+            values = self.accelerator.gather(local)  # (B_global,) in process order, as TRL gathers rewards
             ids = gather_object([x["image_id"] for x in inputs])
             g = self.num_generations
-            if scores.numel() != len(ids) or len(ids) % g:
+            if values.numel() != len(ids) or len(ids) % g:
                 raise RuntimeError(f"global batch of {len(ids)} rollouts is not a whole number of groups of {g}")
             groups = [ids[k : k + g] for k in range(0, len(ids), g)]
             if any(len(set(group)) != 1 for group in groups):
                 raise RuntimeError("a rollout group mixes images: the pair-aware sampler's layout was not preserved")
-            image_ids = [group[0] for group in groups]
+            group_pair = gather_object(rows)[::g]
+            values = values.view(len(groups), g)
+            rewards = torch.full_like(values, math.nan)
+            advantages = torch.zeros_like(values)
+
+            score_rows = [k for k, p in enumerate(group_pair) if p < 0]
+            image_ids = [groups[k][0] for k in score_rows]
             pair_list, labels = self.pairs.pairs_among(image_ids)
             partners = Partners.from_pairs(
                 torch.tensor(pair_list, dtype=torch.int64).reshape(-1, 2),
                 torch.tensor(labels, dtype=torch.float32),
                 len(image_ids),
             ).to(device)
-            scores = scores.view(len(image_ids), g)
+            scores = values[score_rows]
             result = fidelity_advantages(
-                scores, partners, gamma=self.config.gamma, scale="group", eps=self.config.adv_eps
+                scores, partners, gamma=self.config.gamma, scale=self.config.scale_rewards, eps=self.config.adv_eps
             )
-        self.last_step = StepRecord(image_ids, scores, partners, result.rewards, result.advantages)
-        return result.rewards.reshape(-1, 1).to(torch.float32)
+            rewards[score_rows], advantages[score_rows] = result.rewards, result.advantages
+
+            compare = None
+            compare_rows = [k for k, p in enumerate(group_pair) if p >= 0]
+            if compare_rows:
+                pairs = [group_pair[k] for k in compare_rows]
+                swapped = torch.tensor(gather_object([bool(x.get("swapped", False)) for x in inputs])[::g],
+                                       device=device)[compare_rows]
+                p_star = torch.as_tensor(self.pairs.p_star[pairs], device=device)
+                c_rewards = compare_rewards(values[compare_rows], swapped, p_star)
+                c_adv = group_advantages(c_rewards, scale=self.config.scale_rewards, eps=self.config.adv_eps)
+                rewards[compare_rows], advantages[compare_rows] = c_rewards, c_adv
+                compare = CompareRecord(pairs, values[compare_rows], swapped, c_rewards, c_adv)
+        self.last_step = StepRecord(image_ids, scores, partners, result.rewards, result.advantages, advantages,
+                                    compare)
+        return rewards.reshape(-1, 1).to(torch.float32)
 
     # ----------------------------------------------------------------------------------------- advantages, metrics
     def _generate_and_score_completions(self, inputs):
@@ -258,7 +324,7 @@ class FidelityGRPOTrainer(GRPOTrainer):
         with self.timer.phase("advantage"):
             record = self.last_step
             # Ours replace TRL's inline advantages (the fused kernel computed them with the rewards).
-            flat = record.advantages.reshape(-1).to(output["advantages"].dtype)
+            flat = record.all_advantages.reshape(-1).to(output["advantages"].dtype)
             n_local = len(inputs)
             start = self.accelerator.process_index * n_local
             output["advantages"] = flat[start : start + n_local].to(output["advantages"].device)
@@ -292,3 +358,10 @@ class FidelityGRPOTrainer(GRPOTrainer):
             m["score/max"].append(s.max().item())
             for q, v in zip(SCORE_QUANTILES, torch.quantile(s, torch.tensor(SCORE_QUANTILES, device=s.device))):
                 m[f"score/p{int(q * 100)}"].append(v.item())
+        if record.compare is not None:
+            c = record.compare
+            answered = torch.isfinite(c.choices)
+            m["compare/parse_failure_rate"].append(1.0 - answered.float().mean().item())
+            if answered.any():
+                m["compare/agreement"].append(c.rewards[answered].mean().item())  # mean reward: agreement with p*
+                m["compare/first_shown_share"].append((c.choices[answered] == 0).float().mean().item())
