@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evoquality.training.data import IMAGE_ID_KEY, ImageStore, build_dataset, pairs_from_records
+from evoquality.prompts import compare_messages, score_messages
+from evoquality.training.data import IMAGE_ID_KEY, ImageStore, build_dataset, compare_orders, pairs_from_records
 from evoquality.training.preprocess_cache import CachedImageProcessor
 from evoquality.training.timing import PhaseTimer
 
@@ -68,9 +69,28 @@ def test_dataset_rows_attach_prompt_and_image(tmp_path):
     a, b = _images(tmp_path, 2)
     pairs = pairs_from_records([{"image_i": a, "image_j": b, "p_star": 1.0}])
     ds = build_dataset(pairs, ImageStore(4, loader=lambda r: Image.open(r).convert("RGB")))
+    assert len(ds) == 2
     row = ds[1]
-    assert row["image_id"] == b and row["image"].info[IMAGE_ID_KEY] == b
-    assert row["prompt"][0]["content"][0] == {"type": "image"}
+    assert row["image_id"] == b and row["pair"] == -1 and [im.info[IMAGE_ID_KEY] for im in row["images"]] == [b]
+    assert row["prompt"] == score_messages()
+
+
+def test_compare_rows_show_each_pair_once_in_a_coin_flipped_order(tmp_path):
+    paths = _images(tmp_path, 8)
+    records = [{"image_i": paths[k], "image_j": paths[k + 1], "p_star": 1.0} for k in range(0, 8, 2)]
+    records += [{"image_i": paths[k], "image_j": paths[k + 3], "p_star": 0.0} for k in range(0, 5)]
+    pairs = pairs_from_records(records)
+    ds = build_dataset(pairs, ImageStore(16, loader=lambda r: Image.open(r).convert("RGB")), compare=True, seed=3)
+    assert len(ds) == 8 + 9
+    swapped = compare_orders(9, seed=3)
+    assert 0 < swapped.sum() < 9  # both orders occur
+    for k in range(9):
+        row = ds[8 + k]
+        i, j = (pairs.images[x] for x in pairs.pairs[k])
+        assert (row["image_id"], row["pair"], row["swapped"]) == (f"compare:{k}", k, bool(swapped[k]))
+        assert row["prompt"] == compare_messages()
+        shown = [im.info[IMAGE_ID_KEY] for im in row["images"]]
+        assert shown == ([j, i] if swapped[k] else [i, j])
 
 
 def test_cached_processor_equals_uncached_and_preprocesses_each_image_once(tmp_path, tiny_model_dir):

@@ -69,3 +69,55 @@ def test_every_pass_has_the_announced_length_even_when_shuffling_packs_fewer_bat
         seq = list(s)
         assert len(seq) == len(s) == 16
         assert sorted(set(seq)) == list(range(8))
+
+
+def test_each_epoch_has_its_own_order_and_a_resumed_sampler_replays_it():
+    pairs = np.arange(80).reshape(40, 2)
+    kw = dict(images_per_batch=4, num_generations=1, seed=3)
+    fresh = PairAwareSampler(pairs, **kw)
+    epoch0, epoch1 = list(fresh), list(fresh)  # plain iteration advances the pass
+    assert epoch0 != epoch1
+    # A run resumed in epoch 1 builds a new sampler; the Trainer calls set_epoch(1) before iterating.
+    resumed = PairAwareSampler(pairs, **kw)
+    resumed.set_epoch(1)
+    assert list(resumed) == epoch1
+    resumed.set_epoch(0)
+    assert list(resumed) == epoch0
+
+
+def test_accelerate_dataloader_forwards_set_epoch_to_the_pair_sampler():
+    # accelerate wraps the sampler in a BatchSampler inside its DataLoaderShard; the Trainer's set_epoch must
+    # reach it, and the loader then yields that epoch's pass.
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader
+
+    pairs = np.arange(16).reshape(8, 2)
+    kw = dict(images_per_batch=4, num_generations=1, seed=0)
+    sampler = PairAwareSampler(pairs, **kw)
+    loader = Accelerator(cpu=True).prepare(DataLoader(list(range(16)), batch_size=4, sampler=sampler))
+    loader.set_epoch(2)
+    yielded = [int(x) for batch in loader for x in batch]
+    assert yielded == [i for b in PairAwareSampler(pairs, **kw).batches(epoch=2) for i in b]
+    assert yielded != [i for b in PairAwareSampler(pairs, **kw).batches(epoch=0) for i in b]
+
+
+def test_pairs_the_packer_cannot_place_are_counted_per_pass_and_warned(caplog):
+    # A hub: image 0 is in 12 of 16 pairs, but a pass has only 4 batches of 4 distinct images.
+    hub = [[0, k] for k in range(1, 13)]
+    rest = [[13, 14], [15, 16], [17, 18], [19, 20]]
+    s = PairAwareSampler(np.array(hub + rest), images_per_batch=4, num_generations=1, seed=0)
+    with caplog.at_level("WARNING", logger="evoquality.training.sampler"):
+        seq = list(s)
+    (record,) = s.passes
+    used = {tuple(sorted(seq[k : k + 2])) for k in range(0, len(seq), 2)}
+    assert record == {"epoch": 0, "pairs": 16, "pairs_used": len(used), "pairs_dropped": 16 - len(used)}
+    assert record["pairs_dropped"] >= 8  # at most 4 hub pairs fit in 4 batches
+    assert "could not be packed" in caplog.text and f"{record['pairs_dropped']} (" in caplog.text
+
+
+def test_a_pass_that_places_every_pair_does_not_warn(caplog):
+    s = PairAwareSampler(np.arange(16).reshape(8, 2), images_per_batch=4, num_generations=1, seed=0)
+    with caplog.at_level("WARNING", logger="evoquality.training.sampler"):
+        list(s)
+    assert s.passes == [{"epoch": 0, "pairs": 8, "pairs_used": 8, "pairs_dropped": 0}]
+    assert caplog.text == ""

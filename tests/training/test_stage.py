@@ -68,5 +68,8 @@ def test_train_command_end_to_end(tiny_model_dir, labelled_pool, tmp_path, capsy
             "--max-steps", "1", "--gradient-checkpointing", "false"]
     assert main(args) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(tmp_path / "out" / "model")
+    # The summary counts, per sampler pass, the labelled pairs that could not be packed (none here: one pair/step).
+    summary = json.loads((tmp_path / "out" / "train_summary.json").read_text())
+    assert summary["sampler_passes"] == [{"epoch": 0, "pairs": 6, "pairs_used": 6, "pairs_dropped": 0}]
     assert main(args[:-2] + ["--gradient-checkpointing", "sometimes"]) == 2
     assert "config key 'gradient_checkpointing' must be a boolean" in capsys.readouterr().err

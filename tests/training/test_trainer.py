@@ -48,15 +48,16 @@ def _trainer(model_dir, records, out, **overrides):
 
 @pytest.fixture(scope="module")
 def two_steps(scoring_model_dir, tmp_path_factory):
-    """Two optimizer steps; TRL's own advantages are switched to unscaled (r - mean) so that ours — z-scored —
-    are distinguishable from TRL's in what reaches the loss."""
+    """Two optimizer steps; TRL's own (discarded) advantages are switched to unscaled (r - mean) behind the config's
+    back, so that ours — z-scored, as the config says — are distinguishable from TRL's in what reaches the loss."""
     from conftest import write_images
 
     tmp = tmp_path_factory.mktemp("two-steps")
     paths = write_images(tmp / "pool", 8, seed=3)
     spec = [(0, 1, 1.0), (2, 3, 0.0), (4, 5, 0.5), (6, 7, 1.0), (1, 2, 1.0), (5, 6, 0.0)]
     records = [{"image_i": paths[i], "image_j": paths[j], "p_star": p} for i, j, p in spec]
-    trainer = _trainer(scoring_model_dir, records, tmp / "out", grpo_overrides={"scale_rewards": "none"})
+    trainer = _trainer(scoring_model_dir, records, tmp / "out")
+    trainer.scale_rewards = "none"  # TRL's attribute; our advantages follow config.scale_rewards ("group")
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     return trainer, before, records
@@ -132,6 +133,25 @@ def test_reward_hook_on_crafted_completions(two_steps):
     assert got[0, 0] > got[1, 0]  # the preferred image's high score is rewarded more than the other's
 
 
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_advantages_follow_the_configured_scaling(two_steps, scale):
+    trainer, _, records = two_steps
+    ids = [r[k] for r in (records[0], records[3]) for k in ("image_i", "image_j") for _ in range(4)]
+    texts = ["\\boxed{4.5}", "\\boxed{4}", "\\boxed{3}", "\\boxed{4.2}", "\\boxed{1.5}", "\\boxed{2}",
+             "\\boxed{3.3}", "\\boxed{1.1}"] * 2
+    completions = [[{"role": "assistant", "content": t}] for t in texts]
+    trainer.config.scale_rewards = scale
+    try:
+        trainer._calculate_rewards([{"image_id": i} for i in ids], [None] * 16, completions, [[0]] * 16)
+    finally:
+        trainer.config.scale_rewards = "group"
+    rec = trainer.last_step
+    want = group_advantages_ref(rec.rewards.double(), scale=scale, eps=trainer.config.adv_eps)
+    assert torch.allclose(rec.advantages.double(), want, atol=1e-5, rtol=0)
+    if scale != "group":
+        assert not torch.allclose(rec.advantages.double(), group_advantages_ref(rec.rewards.double()), atol=1e-3)
+
+
 def test_reward_hook_rejects_mixed_groups(two_steps):
     trainer, _, records = two_steps
     ids = [records[0]["image_i"]] * 3 + [records[0]["image_j"]] * 5
@@ -166,3 +186,55 @@ def test_bad_arguments(scoring_model_dir, labelled_pool, tmp_path):
     _, records = labelled_pool
     with pytest.raises(ValueError, match="pairs holds no labelled pair"):
         _trainer(scoring_model_dir, [], tmp_path)
+
+
+def test_compare_rewards_are_the_agreement_with_p_star():
+    from evoquality.training.trainer import compare_rewards
+
+    nan = math.nan
+    choices = torch.tensor([[0.0, 1.0, nan], [0.0, 1.0, 1.0], [0.0, 1.0, 0.0]])
+    swapped = torch.tensor([False, True, False])
+    p_star = torch.tensor([1.0, 1.0, 0.5])
+    got = compare_rewards(choices, swapped, p_star)
+    # Row 0 shown (i, j): "0" names i. Row 1 shown (j, i): "1" names i. Row 2 is a tie: every answer earns 1/2.
+    want = torch.tensor([[1.0, 0.0, nan], [0.0, 1.0, 1.0], [0.5, 0.5, 0.5]])
+    assert torch.equal(torch.isnan(got), torch.isnan(want))
+    assert torch.equal(got.nan_to_num(-1), want.nan_to_num(-1))
+
+
+@pytest.fixture(scope="module")
+def two_steps_compare(scoring_model_dir, tmp_path_factory):
+    from conftest import write_images
+
+    tmp = tmp_path_factory.mktemp("two-steps-compare")
+    paths = write_images(tmp / "pool", 8, seed=3)
+    spec = [(0, 1, 1.0), (2, 3, 0.0), (4, 5, 0.5), (6, 7, 1.0), (1, 2, 1.0), (5, 6, 0.0)]
+    records = [{"image_i": paths[i], "image_j": paths[j], "p_star": p} for i, j, p in spec]
+    trainer = _trainer(scoring_model_dir, records, tmp / "out", train_compare=True)
+    trainer.train()
+    return trainer
+
+
+def test_training_the_comparison_prompt_too(two_steps_compare):
+    from evoquality.training.trainer import compare_rewards
+
+    trainer = two_steps_compare
+    assert trainer.state.global_step == 2 and all(math.isfinite(x) for x in trainer.losses)
+    for k, rec in enumerate(trainer.records):
+        c = rec.compare
+        assert c is not None and len(c.pairs) == 2 == len(rec.image_ids) // 2
+        # The comparison groups ask exactly the pairs whose images are scored in the same step.
+        asked = {tuple(sorted(trainer.pairs.images[x] for x in trainer.pairs.pairs[p])) for p in c.pairs}
+        scored = {tuple(sorted(rec.image_ids[i : i + 2])) for i in range(0, 4, 2)}
+        assert asked == scored
+        want = compare_rewards(c.choices, c.swapped, torch.as_tensor(trainer.pairs.p_star[c.pairs]))
+        assert torch.equal(c.rewards.nan_to_num(-1), want.nan_to_num(-1))
+        assert torch.allclose(c.advantages.double(), group_advantages_ref(c.rewards.double()), atol=1e-5, rtol=0)
+        # What reached the loss: the advantages of all 6 groups (4 scoring + 2 comparison), 24 rollouts.
+        used = torch.cat(trainer.loss_advantages[3 * k : 3 * k + 3]).sort().values
+        assert used.numel() == 24
+        assert torch.allclose(used.double(), rec.all_advantages.double().reshape(-1).sort().values, atol=1e-5)
+        answered = torch.isfinite(c.choices)
+        assert torch.equal(answered, torch.isfinite(c.rewards))  # an answer that does not parse earns nothing
+    logged = [h for h in trainer.state.log_history if "compare/parse_failure_rate" in h]
+    assert len(logged) == 2 and all("compare/agreement" in h for h in logged if h["compare/parse_failure_rate"] < 1)

@@ -1,8 +1,10 @@
-"""Stage-2 data: labelled pairs from stage 1, the per-image dataset TRL iterates, and the image store.
+"""Stage-2 data: labelled pairs from stage 1, the dataset TRL iterates, and the image store.
 
-One dataset row per unique image (the sampler repeats it G times). Rows carry only the image id; the decoded image
-is attached on access by `ImageStore`, which decodes each image once while it is in use (an LRU keyed by id) and
-stamps the id into the image so the preprocessing cache downstream can recognise it (`preprocess_cache.py`).
+One dataset row per unique image (the scoring prompt; the sampler repeats it G times) and, with `compare`, one row
+per labelled pair after them (the comparison prompt, the pair shown in an order fixed per pair by a seeded coin).
+Rows carry ids only; decoded images are attached on access by `ImageStore`, which decodes each image once while it
+is in use (an LRU keyed by id) and stamps the id into the image so the preprocessing cache downstream can recognise
+it (`preprocess_cache.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Callable, Iterable, Mapping, Optional, Union
 
 import numpy as np
 
-from evoquality.prompts import score_messages
+from evoquality.prompts import compare_messages, score_messages
 
 IMAGE_ID_KEY = "evoquality_image_id"  # key in PIL's `Image.info` that names the image for the caches
 
@@ -187,16 +189,44 @@ class ImageStore:
         return seconds
 
 
-def build_dataset(pairs: LabelledPairs, store: ImageStore):
-    """A `datasets.Dataset` with one row per image: {"image_id", "prompt", "image"}; the image is attached lazily
-    by `store` (TRL requires a `datasets.Dataset`; `with_transform` keeps it one)."""
+COMPARE_ID = "compare:{}"  # image_id of the comparison row of pair k (a rollout group needs a unique id)
+
+
+def compare_orders(n_pairs: int, seed: int) -> np.ndarray:
+    """(M,) bool: True where pair k is shown as (image_j, image_i) in its comparison prompt (a fair coin per pair,
+    so the position of the better image carries no information)."""
+    return np.random.default_rng([seed, 0xC0A7]).random(n_pairs) < 0.5
+
+
+def build_dataset(pairs: LabelledPairs, store: ImageStore, *, compare: bool = False, seed: int = 0):
+    """A `datasets.Dataset` TRL iterates: rows {"image_id", "pair", "swapped", "prompt", "images"}.
+
+    Rows 0..N-1: the scoring prompt of each image (pair = -1). With `compare`, rows N..N+M-1: the comparison prompt
+    of pair k (pair = k; swapped: shown as (image_j, image_i)). Images are attached lazily by `store` (TRL requires
+    a `datasets.Dataset`; `with_transform` keeps it one).
+    """
     from datasets import Dataset
 
-    prompt = score_messages()
+    n, m = len(pairs.images), len(pairs) if compare else 0
+    swapped = compare_orders(m, seed).tolist()
+    score_prompt, compare_prompt = score_messages(), compare_messages()
 
     def attach(batch: dict) -> dict:
-        ids = batch["image_id"]
-        return {"image_id": ids, "prompt": [prompt] * len(ids), "image": [store.get(ref) for ref in ids]}
+        prompts, images = [], []
+        for ref, k, swap in zip(batch["image_id"], batch["pair"], batch["swapped"]):
+            if k < 0:
+                prompts.append(score_prompt)
+                images.append([store.get(ref)])
+            else:
+                i, j = (pairs.images[x] for x in pairs.pairs[k])
+                prompts.append(compare_prompt)
+                images.append([store.get(j), store.get(i)] if swap else [store.get(i), store.get(j)])
+        return {**batch, "prompt": prompts, "images": images}
 
-    return Dataset.from_dict({"image_id": list(pairs.images)}).with_transform(attach)
+    columns = {
+        "image_id": list(pairs.images) + [COMPARE_ID.format(k) for k in range(m)],
+        "pair": [-1] * n + list(range(m)),
+        "swapped": [False] * n + swapped,
+    }
+    return Dataset.from_dict(columns).with_transform(attach)
 

@@ -8,17 +8,29 @@ layout exactly, which the rest of GRPOTrainer relies on:
     for each batch of U unique images (U/2 disjoint pairs):
         repeat `repeat_count` times:              # TRL reuses one generation batch over steps_per_generation steps
             for image in batch: yield image G times consecutively   # G = num_generations: a group is contiguous
+            [with compare rows: for pair in batch: yield its comparison row G times]
 
 Every process builds the same sequence from the same seed; accelerate hands each process a contiguous slice, so
-the *global* generation batch is always U whole groups of whole pairs.
+the *global* generation batch is always U whole groups of whole pairs. The pair order of a pass is a function of
+(seed, epoch) alone (`set_epoch`, called by the Trainer), so a run resumed in a later epoch replays that epoch's
+order, not epoch 0's.
+
+A pair the packer cannot place in a pass (it overlaps every batch still open, or it is in the incomplete last
+batch) is not trained on in that pass. Hub-shaped pair graphs lose many (an image in more pairs than there are
+batches): every pass is counted in `passes` and a share above `DROPPED_PAIRS_WARN_SHARE` is logged as a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Iterator, Optional
 
 import numpy as np
 from torch.utils.data import Sampler
+
+logger = logging.getLogger(__name__)
+
+DROPPED_PAIRS_WARN_SHARE = 0.05  # warn when a pass leaves more than this share of the labelled pairs unused
 
 
 def pack_pairs(pairs: np.ndarray, images_per_batch: int, order: Optional[np.ndarray] = None) -> list[list[int]]:
@@ -80,6 +92,9 @@ class PairAwareSampler(Sampler[int]):
         num_generations: G, consecutive repeats of each image (its rollout group).
         repeat_count: how often each batch is replayed (TRL: num_iterations * steps_per_generation).
         shuffle: draw a new pair order every pass; seed: same seed on every process (required).
+        compare_rows: (M,) dataset row of each pair's comparison prompt, or None (scoring prompts only).
+
+    `passes` records every pass so far: {"epoch", "pairs", "pairs_used", "pairs_dropped"}.
     """
 
     def __init__(
@@ -91,6 +106,7 @@ class PairAwareSampler(Sampler[int]):
         repeat_count: int = 1,
         shuffle: bool = True,
         seed: int = 0,
+        compare_rows: Optional[np.ndarray] = None,
     ) -> None:
         self.pairs = np.asarray(pairs, dtype=np.int64)
         if self.pairs.ndim != 2 or self.pairs.shape[1] != 2 or len(self.pairs) == 0:
@@ -103,8 +119,15 @@ class PairAwareSampler(Sampler[int]):
         self.num_generations = num_generations
         self.repeat_count = repeat_count
         self.shuffle = shuffle
-        # Like RepeatSampler: one generator seeded once, so every pass draws a new order, identically everywhere.
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.compare_rows = None
+        if compare_rows is not None:
+            self.compare_rows = np.asarray(compare_rows, dtype=np.int64)
+            if self.compare_rows.shape != (len(self.pairs),):
+                raise ValueError(f"compare_rows must have shape ({len(self.pairs)},), got {self.compare_rows.shape}")
+            self._pair_index = {(int(a), int(b)): k for k, (a, b) in enumerate(self.pairs.tolist())}
+        self.epoch = 0
+        self.passes: list[dict] = []
         self._reference = pack_pairs(self.pairs, images_per_batch)
         self._num_batches = len(self._reference)
         if self._num_batches == 0:
@@ -113,22 +136,56 @@ class PairAwareSampler(Sampler[int]):
                 "distinct images; label more pairs or lower images_per_step"
             )
 
-    def batches(self) -> list[list[int]]:
-        """The unique-image batches of the next pass (advances the generator)."""
-        order = self.rng.permutation(len(self.pairs)) if self.shuffle else None
-        return pack_pairs(self.pairs, self.images_per_batch, order)
+    def set_epoch(self, epoch: int) -> None:
+        """Select the pass to draw next (the Trainer calls this at every epoch start, resumed runs included)."""
+        self.epoch = int(epoch)
 
-    def __iter__(self) -> Iterator[int]:
-        # The pass length must equal __len__ (the Trainer sizes epochs by it): a shuffled order can pack fewer or
-        # more batches than the reference (unshuffled) packing, so cut, or top up from the reference packing.
-        batches = self.batches()
+    def batches(self, epoch: Optional[int] = None) -> list[list[int]]:
+        """The unique-image batches of pass `epoch` (default: the current one), exactly as `__iter__` yields them.
+
+        The pass length must equal __len__ (the Trainer sizes epochs by it): a shuffled order can pack fewer or
+        more batches than the reference (unshuffled) packing, so cut, or top up from the reference packing.
+        """
+        epoch = self.epoch if epoch is None else epoch
+        # A generator per (seed, epoch): the same order on every process and after any resume.
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.pairs)) if self.shuffle else None
+        batches = pack_pairs(self.pairs, self.images_per_batch, order)
         if len(batches) < self._num_batches:
             batches = batches + self._reference[: self._num_batches - len(batches)]
-        for batch in batches[: self._num_batches]:
+        return batches[: self._num_batches]
+
+    def _record_pass(self, batches: list[list[int]]) -> None:
+        used = {tuple(sorted(b[k : k + 2])) for b in batches for k in range(0, len(b), 2)}
+        n_pairs = len({tuple(sorted(p)) for p in self.pairs.tolist()})
+        dropped = n_pairs - len(used)
+        self.passes.append({"epoch": self.epoch, "pairs": n_pairs, "pairs_used": len(used),
+                            "pairs_dropped": dropped})
+        if dropped > DROPPED_PAIRS_WARN_SHARE * n_pairs:
+            logger.warning(
+                "pass %d trains on %d of %d labelled pairs: %d (%.0f%%) could not be packed into whole batches of "
+                "%d distinct images (images shared by many pairs, or the incomplete last batch)",
+                self.epoch, len(used), n_pairs, dropped, 100.0 * dropped / n_pairs, self.images_per_batch)
+
+    def rows_per_batch(self) -> int:
+        return self.images_per_batch + (self.images_per_batch // 2 if self.compare_rows is not None else 0)
+
+    def _rows(self, batch: list[int]) -> list[int]:
+        """Dataset rows of one generation batch: its images, then the comparison rows of its pairs."""
+        if self.compare_rows is None:
+            return batch
+        pairs = [self._pair_index[(batch[k], batch[k + 1])] for k in range(0, len(batch), 2)]
+        return batch + [int(self.compare_rows[p]) for p in pairs]
+
+    def __iter__(self) -> Iterator[int]:
+        batches = self.batches()
+        self._record_pass(batches)
+        self.epoch += 1  # without a set_epoch call, the next pass still draws a new order
+        for batch in batches:
+            rows = self._rows(batch)
             for _ in range(self.repeat_count):
-                for index in batch:
+                for index in rows:
                     for _ in range(self.num_generations):
                         yield index
 
     def __len__(self) -> int:
-        return self._num_batches * self.images_per_batch * self.num_generations * self.repeat_count
+        return self._num_batches * self.rows_per_batch() * self.num_generations * self.repeat_count

@@ -4,7 +4,8 @@
       checkpoint-N/      TRL/transformers checkpoints (model, optimizer, scheduler, RNG, sampler position)
       metrics.jsonl      one line per logged step (rewards, parse failures, time breakdown, ...)
       model/             the final evolved checkpoint, written to model.partial/ and renamed when complete
-      train_summary.json what was trained on (pairs used, skipped label records by reason) and the final metrics
+      train_summary.json what was trained on (pairs, skipped label records by reason, pairs the sampler could not
+                         place in each pass) and the final metrics
 
 A killed run started again with the same arguments resumes from the newest checkpoint; a finished one (model/
 present) is not retrained.
@@ -128,6 +129,8 @@ def train_stage(
             "pairs": len(pairs),
             "images": len(pairs.images),
             "skipped_label_records": dict(pairs.skipped),
+            # Per pass of this process's run (a resumed run lists the passes since the resume).
+            "sampler_passes": trainer.pair_sampler.passes if trainer.pair_sampler is not None else [],
             "resumed_from": str(resume) if resume else None,
             "global_step": trainer.state.global_step,
             "train_metrics": result.metrics,
