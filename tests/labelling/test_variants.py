@@ -34,6 +34,24 @@ def test_plan_is_deterministic_and_grouped(tmp_path):
     assert other.paths != ext.paths
 
 
+def test_variant_types_restrict_the_distortions(tmp_path):
+    import pytest
+
+    pool = discover_pool(_photos(tmp_path / "pool"))
+    _, jobs = plan_variants(pool, tmp_path / "out", 10, seed=1, types=["gaussian_blur", "white_noise"])
+    assert {j.dist_type for j in jobs} == {"gaussian_blur", "white_noise"}
+    assert len({(j.source, j.dist_type, j.level) for j in jobs}) == 30  # all 2 x 5 combinations per image
+    with pytest.raises(ValueError, match="unknown distortion types \\['fog'\\]"):
+        plan_variants(pool, tmp_path / "out", 2, seed=1, types=["fog"])
+    cfg = dict(model="m", images="i", out="o", pairs=4, same_content_pairs=4)
+    assert LabelConfig(**cfg, variants=2).variant_type_list() is None
+    assert LabelConfig(**cfg, variant_types="jpeg, pixelate").variant_type_list() == ["jpeg", "pixelate"]
+    with pytest.raises(ValueError, match="variant_types must be 'all' or names from"):
+        LabelConfig(**cfg, variant_types="jpeg,fog").validate()
+    with pytest.raises(ValueError, match="give only 5 \\(type, level\\) combinations"):
+        LabelConfig(**cfg, variants=6, variant_types="jpeg").validate()
+
+
 def test_same_content_pairs_with_variants_end_to_end(tiny_model_dir, tmp_path, scripted):
     pool = _photos(tmp_path / "pool")
     backend = scripted(lambda a, b, rng: "\\boxed{0}")

@@ -48,6 +48,8 @@ class LabelConfig:
     same_content_pairs: int = _opt(0, "extra pairs drawn inside same-content groups (round 2: an image and its "
                                       "synthetic variants)")
     variants: int = _opt(0, "synthetic distorted variants to generate per pool image (round 2; evoquality.data)")
+    variant_types: str = _opt("all", "comma-separated distortion types the variants are drawn from (x 5 levels), "
+                                     "or 'all' [decision: all types of evoquality.data]")
     score_pairs: str = _opt("sampled", "in score mode, label the sampled pairs or all pairs of the pool",
                             SCORE_PAIRS)
     batch_items: int = _opt(16, "pairs (compare) or images (score) per generation batch; the unit of crash-safe "
@@ -97,6 +99,23 @@ class LabelConfig:
             raise ValueError("label 'mean' compares mean sampled scores: it needs mode 'score'")
         if self.variants and not self.same_content_pairs:
             raise ValueError("variants are only used by same-content pairs: set same_content_pairs > 0")
+        types = self.variant_type_list()
+        if types is not None:
+            from evoquality.data.distortions import DISTORTIONS, LEVELS
+
+            unknown = sorted(set(types) - set(DISTORTIONS))
+            if unknown or not types:
+                raise ValueError(f"variant_types must be 'all' or names from {sorted(DISTORTIONS)}, got "
+                                 f"{self.variant_types!r}")
+            if self.variants > len(types) * len(LEVELS):
+                raise ValueError(f"variants: {self.variants} per image but variant_types {self.variant_types!r} "
+                                 f"give only {len(types) * len(LEVELS)} (type, level) combinations")
+
+    def variant_type_list(self) -> Optional[list[str]]:
+        """The variant types as a list, or None for all of them."""
+        if self.variant_types.strip() == "all":
+            return None
+        return [t.strip() for t in self.variant_types.split(",") if t.strip()]
 
     def fingerprint(self, pool_digest: str, n_images: int) -> dict:
         """What the stored votes depend on (compared key by key when a round directory is reused)."""

@@ -220,7 +220,7 @@ def run_labelling(
     if cfg.variants:
         from evoquality.labelling.variants import materialize_variants, plan_variants
 
-        pool, variant_jobs = plan_variants(pool, cfg.out, cfg.variants, cfg.seed)
+        pool, variant_jobs = plan_variants(pool, cfg.out, cfg.variants, cfg.seed, cfg.variant_type_list())
     plan = plan_round(cfg, pool)
     rd = RoundDir(cfg.out)
     fingerprint = cfg.fingerprint(pool.digest(), len(pool.paths))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -29,16 +30,21 @@ class VariantJob:
     path: str
 
 
-def plan_variants(pool: Pool, out_dir, count: int, seed: int) -> tuple[Pool, list[VariantJob]]:
+def plan_variants(pool: Pool, out_dir, count: int, seed: int,
+                  types: Optional[Sequence[str]] = None) -> tuple[Pool, list[VariantJob]]:
     """The pool extended with `count` variants per image, and the jobs that create the variant files.
 
+    types: the distortion types to draw from (default: every type of `evoquality.data`), x 5 levels.
     Groups: each original with its variants (merged with any group the original already belongs to).
     """
     from evoquality.data.distortions import DISTORTIONS, LEVELS
 
     if count < 1:
         raise ValueError(f"variants must be >= 1, got {count}")
-    combos = [(t, lv) for t in sorted(DISTORTIONS) for lv in LEVELS]
+    unknown = sorted(set(types or ()) - set(DISTORTIONS))
+    if unknown:
+        raise ValueError(f"variant_types: unknown distortion types {unknown}; known: {sorted(DISTORTIONS)}")
+    combos = [(t, lv) for t in sorted(types or DISTORTIONS) for lv in LEVELS]
     if count > len(combos):
         raise ValueError(f"variants: asked for {count} per image but only {len(combos)} (type, level) exist")
     folder = Path(out_dir).resolve() / VARIANTS_DIR
