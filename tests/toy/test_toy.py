@@ -68,6 +68,47 @@ def test_label_metrics_by_hand(run_dir, tmp_path):
     assert m["vote_parse_fail"] == pytest.approx(2 / (8 + 8 + 8 + 8))
 
 
+def _series_rows(run_dir, n_series: int) -> list[dict]:
+    """Every pair of the first `n_series` distortion series as label rows (canonical order: pool listing order)."""
+    by_series = {}
+    for path, t in datasets.read_truth(run_dir).items():
+        by_series.setdefault((t["content"], t["dist_type"]), []).append(path)
+    rows = []
+    for paths in list(by_series.values())[:n_series]:
+        for i, a in enumerate(paths):
+            for b in paths[i + 1:]:
+                rows.append({"image_i": a, "image_j": b, "p_star": 0.5, "votes_i": 4, "votes_j": 4, "invalid": 0,
+                             "flagged": False})
+    return rows
+
+
+def test_control_labels_replace_p_star_by_the_truth_or_by_coins(run_dir, tmp_path):
+    from evoquality.labelling.labels import read_labels, write_labels
+    from evoquality.toy import controls
+
+    rows = _series_rows(run_dir, 20)
+    cross = {**rows[0], "image_j": rows[-1]["image_j"]}  # two series: no defined better image
+    labels = tmp_path / "round_01" / "labels"
+    labels.mkdir(parents=True)
+    write_labels(labels, rows + [cross])
+
+    oracle = controls.control_labels("oracle", labels, run_dir, seed=1)
+    assert oracle == tmp_path / "round_01" / "labels_control"
+    assert report.label_metrics(oracle, run_dir)["pseudo_acc"] == 1.0
+    assert len(read_labels(oracle)) == len(rows)  # the cross-series pair is left out, and counted
+    assert json.loads((oracle / controls.META_FILE).read_text())["left_out_undefined"] == 1
+    assert read_labels(labels)[0]["p_star"] == 0.5  # the voted labels stay as they were
+
+    coins = read_labels(controls.control_labels("coinflip", labels, run_dir, seed=1))
+    p = [r["p_star"] for r in coins]
+    assert set(p) == {0.0, 1.0} and len(p) == len(rows) + 1
+    assert 0.4 < sum(p) / len(p) < 0.6  # 201 fair coins
+    assert p == [r["p_star"] for r in read_labels(controls.control_labels("coinflip", labels, run_dir, seed=1))]
+    assert p != [r["p_star"] for r in read_labels(controls.control_labels("coinflip", labels, run_dir, seed=2))]
+    with pytest.raises(ValueError, match="control must be one of"):
+        controls.control_labels("inverted", labels, run_dir, seed=1)
+
+
 def test_evolution_never_opens_the_truth(run_dir, monkeypatch, tmp_path):
     """Run the default's stage 1 + stage 2 (one short round) under an audit hook that fails on any open of a file
     below toy_report/ — where the truth and the held-out levels live."""

@@ -87,6 +87,33 @@ def test_resume_with_different_settings_is_refused(tmp_path):
         _check_or_write_state(tmp_path, other, is_main=True)
 
 
+def test_round_two_adds_the_papers_synthetic_pairs_by_default(tmp_path):
+    s = EvolveSettings(out=str(tmp_path), model="m", images="i", label={"pairs": 10, "same_content_pairs": 4})
+    assert (s.round2_variants, s.round2_same_content_pairs) == (10, 20_000)  # [paper] 10 variants; [decision] pairs
+    r1 = label_config(s, 1, tmp_path / "m", "imgs", tmp_path / "l1")
+    r2 = label_config(s, 2, tmp_path / "m", "imgs", tmp_path / "l2")
+    assert (r1.variants, r1.same_content_pairs) == (0, 4)
+    assert (r2.variants, r2.same_content_pairs, r2.pairs) == (10, 4 + 20_000, 10)  # added to the round's own
+    assert s.departures() == []
+
+
+def test_turning_round_two_synthetic_pairs_off_is_a_loud_departure(tmp_path, caplog):
+    s = EvolveSettings(out=str(tmp_path / "run"), model="m", images="i", rounds=2, round2_variants=0,
+                       round2_same_content_pairs=0)
+    (departure,) = s.departures()
+    assert "round 2 without synthetic same-content pairs" in departure
+    assert EvolveSettings(out="x", model="m", images="i", rounds=1, round2_variants=0,
+                          round2_same_content_pairs=0).departures() == []
+    _check_or_write_state(tmp_path / "run", s, is_main=True)
+    assert json.loads((tmp_path / "run" / "evolve.json").read_text())["departures"] == [departure]
+    with caplog.at_level("WARNING", logger="evoquality.training.rounds"):
+        with pytest.raises(FileNotFoundError, match="model directory 'm' does not exist"):  # after the warning
+            from evoquality.training.rounds import evolve
+
+            evolve(s)
+    assert "evolve departs from the paper: round 2 without synthetic same-content pairs" in caplog.text
+
+
 def test_round_settings(tmp_path):
     s = EvolveSettings(out=str(tmp_path), model="m", images="i", label={"pairs": 10}, round2_variants=10,
                        round2_same_content_pairs=50, train=make_config(None, {"seed": 4}))

@@ -25,14 +25,21 @@ TOY_TRAIN_DEFAULTS = {"num_generations": 8, "images_per_step": 8, "per_device_tr
                       "max_completion_length": 12, "learning_rate": 1e-4, "max_steps": 100, "save_steps": 20,
                       "gradient_checkpointing": False, "use_cpu": True, "logging_steps": 10}
 
+# Rounds: placeholder, decided by measurement below.
+TOY_ROUND_DEFAULTS = {"round2_variants": 0, "round2_same_content_pairs": 0}
+
 
 def _load_rows(run_dir: Path) -> list[dict]:
     path = run_dir / datasets.REPORT_DIR / report.REPORT_JSON
     return json.loads(path.read_text())["rows"] if path.is_file() else []
 
 
-def run_default(settings, *, progress: bool = True) -> Path:
-    """settings: an EvolveSettings whose model and images point at the toy base model and the toy pool."""
+def run_default(settings, *, progress: bool = True, label_transform=None, control: str = "") -> Path:
+    """settings: an EvolveSettings whose model and images point at the toy base model and the toy pool.
+
+    label_transform / control: a control experiment's label replacement and its name (`toy.controls`); the label
+    columns then describe the labels that were trained on.
+    """
     from evoquality.training.rounds import evolve, round_dir
     from evoquality.training.stage import final_model_dir
 
@@ -55,15 +62,20 @@ def run_default(settings, *, progress: bool = True) -> Path:
             metrics = report.heldout_metrics(model_dir, run, progress=progress)
             rows[name] = {"model": name, **rows.get(name, {}), **metrics}
             say(f"held-out evaluation of {name} done in {time.monotonic() - t0:.0f} s")
-        report.write_report(run, ordered(), {"rounds": settings.rounds})
+        report.write_report(run, ordered(), {"rounds": settings.rounds, "control": control or None})
 
     evaluate("base", settings.model)
     final = Path(settings.model)
     for t in range(1, settings.rounds + 1):
         say(f"round {t}/{settings.rounds}: stage 1 (labelling) + stage 2 (GRPO)")
-        final = evolve(dataclasses.replace(settings, rounds=t))
+        final = evolve(dataclasses.replace(settings, rounds=t), label_transform=label_transform)
         # The labels of round t were voted by the previous checkpoint: they describe that row.
-        rows[names[t - 1]] = {**rows[names[t - 1]], **report.label_metrics(round_dir(run, t) / "labels", run)}
+        labels = round_dir(run, t) / "labels"
+        if control:
+            from evoquality.toy.controls import control_dir
+
+            labels = control_dir(labels)
+        rows[names[t - 1]] = {**rows[names[t - 1]], **report.label_metrics(labels, run)}
         evaluate(names[t], final_model_dir(round_dir(run, t) / "train"))
     folder = run / datasets.REPORT_DIR  # written by the last evaluation
     print(report.table(ordered()))

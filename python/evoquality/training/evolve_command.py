@@ -23,6 +23,15 @@ from evoquality.training.config import add_config_arguments, config_from_args, r
 _PER_ROUND = ("model", "images", "out", "seed")
 
 
+def _default(name: str):
+    """EvolveSettings' own default of a field (defined once, there)."""
+    import dataclasses
+
+    from evoquality.training.rounds import EvolveSettings
+
+    return next(f.default for f in dataclasses.fields(EvolveSettings) if f.name == name)
+
+
 def _label_fields():
     from evoquality.labelling.config import config_fields
 
@@ -37,12 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=str, default=None,
                         help="unlabelled image pool: folder or manifest; default: the toy pool (graded blur and "
                              "noise of bundled photos), evaluated on the toy held-out benchmark after every round")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds T [paper: 2]")
+    parser.add_argument("--rounds", type=int, default=None, help=f"rounds T [paper: 2] (default: {_default('rounds')})")
     parser.add_argument("--out", type=str, default="evoquality-run", help="run directory (resumed when it exists)")
-    parser.add_argument("--round2-variants", type=int, default=0,
-                        help="synthetic distorted variants per pool image from round 2 on [paper: 10]")
-    parser.add_argument("--round2-same-content-pairs", type=int, default=0,
-                        help="pairs drawn among an image and its variants from round 2 on")
+    parser.add_argument("--round2-variants", type=int, default=None,
+                        help="synthetic distorted variants per pool image from round 2 on [paper: 10] "
+                             f"(default: {_default('round2_variants')}; the embedded default: its own preset)")
+    parser.add_argument("--round2-same-content-pairs", type=int, default=None,
+                        help="pairs drawn among an image and its variants from round 2 on, added to the round's own "
+                             f"(default: {_default('round2_same_content_pairs')}; 0 and --round2-variants 0 leave "
+                             "the paper's round 2, with a warning)")
     parser.add_argument("--label-config", type=Path, default=None, help="YAML/JSON file of stage-1 options")
     group = parser.add_argument_group("stage 1 (labelling) options; see `evoquality label --help`")
     for f in _label_fields():
@@ -62,7 +74,7 @@ def settings_from_args(args: argparse.Namespace):
     and flag) are used; without --images the toy pool, whose manifest is written into the run directory."""
     from evoquality.toy.base_model import SHIPPED
     from evoquality.toy.datasets import pool_manifest
-    from evoquality.toy.run import TOY_LABEL_DEFAULTS, TOY_TRAIN_DEFAULTS
+    from evoquality.toy.run import TOY_LABEL_DEFAULTS, TOY_ROUND_DEFAULTS, TOY_TRAIN_DEFAULTS
     from evoquality.training.rounds import EvolveSettings
 
     label_names = {f.name for f in _label_fields()}
@@ -77,9 +89,10 @@ def settings_from_args(args: argparse.Namespace):
     train = config_from_args(args, base=TOY_TRAIN_DEFAULTS if args.model is None else None)
     model = args.model if args.model is not None else str(SHIPPED)
     images = args.images if args.images is not None else str(pool_manifest(args.out))
-    return EvolveSettings(out=args.out, rounds=args.rounds, model=model, images=images, train=train,
-                          label=label, round2_variants=args.round2_variants,
-                          round2_same_content_pairs=args.round2_same_content_pairs)
+    given = {name: getattr(args, name) for name in ("rounds", "round2_variants", "round2_same_content_pairs")
+             if getattr(args, name) is not None}
+    rounds = {**TOY_ROUND_DEFAULTS, **given} if args.model is None else given
+    return EvolveSettings(out=args.out, model=model, images=images, train=train, label=label, **rounds)
 
 
 def run(args: argparse.Namespace) -> int:

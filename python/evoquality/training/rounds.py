@@ -10,25 +10,34 @@ redone.
       round_01/DONE          written last: the round is complete
       round_02/...
 
-Round t >= 2 may add synthetic same-content pairs (`round2_variants`, `round2_same_content_pairs`). The KL reference
-is the model at the round start, or the initial model (`TrainConfig.ref_model`). Stacking on a supervised IQA model
-is starting from its checkpoint (`--model`).
+Round t >= 2 adds the paper's synthetic same-content pairs by default: every pool image gets `round2_variants`
+distorted variants [paper: 10] and `round2_same_content_pairs` pairs are drawn inside the groups of an image and its
+variants, on top of the round's own pairs [decision: 20,000, as many as the paper's cross-image pairs]. Turning both
+off departs from the paper and is logged as a warning. The KL reference is the model at the round start, or the
+initial model (`TrainConfig.ref_model`). Stacking on a supervised IQA model is starting from its checkpoint
+(`--model`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, Optional, Union
 
 from evoquality.training.config import TrainConfig, config_to_dict
 from evoquality.training.stage import final_model_dir, train_stage
 
+logger = logging.getLogger(__name__)
+
 STATE_FILE = "evolve.json"
 DONE_FILE = "DONE"
+ROUND2_VARIANTS = 10  # [paper] distorted variants per pool image from round 2 on
+ROUND2_SAME_CONTENT_PAIRS = 20_000  # [decision] same-content pairs added from round 2 on (= the paper's pair count)
+
 
 @dataclass
 class EvolveSettings:
@@ -40,8 +49,8 @@ class EvolveSettings:
     rounds: int = 2
     train: TrainConfig = field(default_factory=TrainConfig)
     label: dict = field(default_factory=dict)  # LabelConfig fields other than model/images/out
-    round2_variants: int = 0
-    round2_same_content_pairs: int = 0
+    round2_variants: int = ROUND2_VARIANTS
+    round2_same_content_pairs: int = ROUND2_SAME_CONTENT_PAIRS
 
     def validate(self) -> None:
         if not self.model or not self.images:
@@ -55,6 +64,13 @@ class EvolveSettings:
             raise ValueError("round2_variants and round2_same_content_pairs must be >= 0")
         if self.round2_variants and not self.round2_same_content_pairs:
             raise ValueError("round2_variants are only used by same-content pairs: set round2_same_content_pairs > 0")
+
+    def departures(self) -> list[str]:
+        """Where these settings leave the paper's round structure (logged loudly, recorded in evolve.json)."""
+        if self.rounds >= 2 and not self.round2_variants and not self.round2_same_content_pairs:
+            return ["round 2 without synthetic same-content pairs (round2_variants = round2_same_content_pairs = 0): "
+                    "the paper adds 10 distorted variants per pool image and pairs among an image and its variants"]
+        return []
 
     def fingerprint(self) -> dict:
         """What finished rounds depend on; `rounds` is left out so a finished run can be extended."""
@@ -87,7 +103,7 @@ def _check_or_write_state(out: Path, settings: EvolveSettings, is_main: bool) ->
             )
     elif is_main:
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_json(state_path, {"settings": fp, "rounds": []})
+        _atomic_json(state_path, {"settings": fp, "departures": settings.departures(), "rounds": []})
 
 
 def _record_round(out: Path, t: int, model: Path, labels: Path) -> None:
@@ -104,16 +120,19 @@ def label_config(settings: EvolveSettings, t: int, model: Path, images: str, lab
 
     fields = dict(settings.label)
     fields["seed"] = settings.train.seed + t  # a fresh draw of pairs and votes every round
-    if t >= 2 and settings.round2_same_content_pairs:
+    if t >= 2 and settings.round2_same_content_pairs:  # added to the round's own same-content pairs, if any
         fields["variants"] = settings.round2_variants
-        fields["same_content_pairs"] = settings.round2_same_content_pairs
+        fields["same_content_pairs"] = fields.get("same_content_pairs", 0) + settings.round2_same_content_pairs
     return LabelConfig(model=str(model), images=str(images), out=str(labels_dir), **fields)
 
 
-def evolve(settings: EvolveSettings, *, backend_factory=None, image_loader=None) -> Path:
+def evolve(settings: EvolveSettings, *, backend_factory=None, image_loader=None,
+           label_transform: Optional[Callable[[int, Path], Path]] = None) -> Path:
     """Run (or resume) `settings.rounds` rounds; returns the final evolved checkpoint.
 
     Every process of an `accelerate launch` calls this; files are written by the main process.
+    label_transform(t, labels_dir) -> labels_dir to train on: a hook for control experiments that replace the
+    round's labels (`evoquality.toy.controls`); the method itself never sets it.
     """
     from accelerate import PartialState
 
@@ -122,6 +141,9 @@ def evolve(settings: EvolveSettings, *, backend_factory=None, image_loader=None)
 
     settings.validate()
     state = PartialState(cpu=settings.train.use_cpu)
+    if state.is_main_process:
+        for departure in settings.departures():
+            logger.warning("evolve departs from the paper: %s", departure)
     out = Path(settings.out)
     _check_or_write_state(out, settings, state.is_main_process)
     state.wait_for_everyone()
@@ -137,9 +159,17 @@ def evolve(settings: EvolveSettings, *, backend_factory=None, image_loader=None)
         if not (labels_dir / LABELS_FILE).is_file():  # stage 1 resumes from its own vote shards
             run_labelling(label_config(settings, t, current, images, labels_dir), backend_factory=backend_factory)
             state.wait_for_everyone()
+        train_labels = labels_dir
+        if label_transform is not None:  # written once, by the main process; every process trains on its result
+            box = [label_transform(t, labels_dir) if state.is_main_process else None]
+            if state.num_processes > 1:
+                from accelerate.utils import broadcast_object_list
+
+                broadcast_object_list(box, from_process=0)
+            train_labels = Path(box[0])
         ref = model0 if settings.train.ref_model == "initial" else None
         train_config = dataclasses.replace(settings.train, seed=settings.train.seed + t)
-        train_stage(current, labels_dir, rd / "train", train_config, ref_model=ref, image_loader=image_loader)
+        train_stage(current, train_labels, rd / "train", train_config, ref_model=ref, image_loader=image_loader)
         if state.is_main_process:
             _record_round(out, t, evolved, labels_dir / LABELS_FILE)
             (rd / DONE_FILE).write_text(json.dumps({"round": t, "model": str(evolved)}) + "\n")

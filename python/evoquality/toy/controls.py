@@ -1,0 +1,99 @@
+"""Control runs of the toy world: the embedded default with each round's labels replaced before training — by the
+hidden truth (`oracle`: the supervised upper bound) or by fair coin flips (`coinflip`: labels without information).
+They measure what the label-free pseudo-labels are worth: the paper's headline comparison is label-free against
+supervised training.
+
+    python -m evoquality.toy.controls --control oracle --out DIR [any `evoquality evolve` flag]
+
+Only this module and `report.py` read the truth. `evoquality evolve` never does (tests/toy/test_toy.py runs it
+under an audit hook); the controls reach the round loop through `rounds.evolve(label_transform=...)`, which calls
+back after stage 1 and trains on the labels it returns. The voted labels stay untouched beside the control's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from evoquality.toy import datasets
+
+CONTROLS = ("oracle", "coinflip")
+META_FILE = "control.json"
+
+
+def control_dir(labels_dir) -> Path:
+    """Where the control's labels of a round go: beside the voted ones (round_XX/labels_control)."""
+    labels_dir = Path(labels_dir)
+    return labels_dir.with_name(labels_dir.name + "_control")
+
+
+def control_labels(control: str, labels_dir, run_dir, seed: int) -> Path:
+    """Write the round's labels with p* replaced by the control's and return their directory.
+
+    oracle: p* = 1 when image_i has the lower distortion level of its series, else 0; a pair without a defined better
+    image (across series, equal levels, or an image outside the truth such as a round-2 synthetic variant) is left
+    out and counted. coinflip: p* = 0 or 1 by a fair coin per pair (seeded). The votes stay the model's.
+    """
+    from evoquality.labelling.labels import read_labels, write_labels
+    from evoquality.labelling.store import atomic_write_text
+
+    if control not in CONTROLS:
+        raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
+    rows = read_labels(labels_dir)
+    out_rows, undefined = [], 0
+    if control == "oracle":
+        truth = datasets.read_truth(run_dir)
+        for row in rows:
+            a, b = truth.get(row["image_i"]), truth.get(row["image_j"])
+            if a is None or b is None or (a["content"], a["dist_type"]) != (b["content"], b["dist_type"]) \
+                    or a["level"] == b["level"]:
+                undefined += 1
+                continue
+            out_rows.append({**row, "p_star": 1.0 if a["level"] < b["level"] else 0.0})
+    else:
+        coins = np.random.default_rng([seed, 0xC01F]).random(len(rows)) < 0.5
+        out_rows = [{**row, "p_star": float(c)} for row, c in zip(rows, coins.tolist())]
+    out = control_dir(labels_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_labels(out, out_rows)
+    meta = {"control": control, "source": str(Path(labels_dir).resolve()), "seed": seed, "rows": len(out_rows),
+            "left_out_undefined": undefined}
+    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2) + "\n")
+    return out
+
+
+def label_transform(control: str, run_dir, seed: int) -> Callable[[int, Path], Path]:
+    """The `rounds.evolve` callback of a control: round t's voted labels -> the control's (seed + t per round)."""
+    if control not in CONTROLS:
+        raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
+    return lambda t, labels_dir: control_labels(control, labels_dir, run_dir, seed + t)
+
+
+def main(argv=None) -> int:
+    from evoquality.toy.run import run_default
+    from evoquality.training import evolve_command
+
+    parser = argparse.ArgumentParser(prog="python -m evoquality.toy.controls", description=__doc__.splitlines()[0])
+    parser.add_argument("--control", required=True, choices=CONTROLS, help="what replaces each round's labels")
+    evolve_command.add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.model is not None or args.images is not None:
+        parser.error("controls run on the toy world only (no --model / --images): they read its hidden truth")
+    try:
+        settings = evolve_command.settings_from_args(args)
+        datasets.write_pool(args.out)
+        run_default(settings, label_transform=label_transform(args.control, args.out, settings.train.seed),
+                    control=args.control)
+    except ValueError as e:
+        print(f"evoquality.toy.controls: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""benchmarks/toy_evolution.py's summary: per-round gains over seeds, the accuracy of the labels each round trained
+on, and the share of the oracle's gain each variant keeps (the runs themselves take minutes; see the README)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import toy_evolution  # noqa: E402
+
+
+def _run(variant, seed, srcc, label_acc):
+    rows = [{"model": name, "srcc": s, "pair_acc": 0.6, "pseudo_acc": a, "vote_acc": 0.6, "tie_rate": 0.1}
+            for name, s, a in zip(["base", "round 1", "round 2"], srcc, label_acc + [None])]
+    return {"variant": variant, "seed": seed, "wall_s": 100.0, "rows": rows}
+
+
+def test_summary_gains_label_accuracy_and_share_of_the_oracle():
+    results = [
+        _run("default", 1, [0.2, 0.3, 0.35], [0.65, 0.66]),
+        _run("default", 2, [0.2, 0.26, 0.33], [0.64, 0.70]),
+        _run("default", 3, [0.2, 0.28, 0.29], [0.66, 0.68]),
+        _run("oracle", 1, [0.2, 0.4, 0.5], [1.0, 1.0]),
+        _run("coinflip", 1, [0.2, 0.1, 0.05], [0.5, 0.5]),
+        {"variant": "oracle", "seed": 2, "error": "exit 1"},  # a failed run is reported, not summarised
+    ]
+    summary = {s["variant"]: s for s in toy_evolution.summarise(results, rounds=2)}
+    d = summary["default"]
+    assert d["seeds"] == [1, 2, 3]
+    assert d["gain_1_per_seed"] == [0.1, 0.06, 0.08] and d["gain_1"] == pytest.approx(0.08)
+    assert d["gain_2"] == pytest.approx(0.05)  # median of +0.05, +0.07, +0.01
+    assert (d["label_acc_1"], d["label_acc_2"]) == (0.65, 0.68)
+    assert d["gain_total"] == pytest.approx(0.13)
+    assert d["share_of_oracle_gain"] == pytest.approx(0.13 / 0.3)
+    assert summary["oracle"]["seeds"] == [1] and summary["oracle"]["share_of_oracle_gain"] == pytest.approx(1.0)
+    assert summary["coinflip"]["share_of_oracle_gain"] == pytest.approx(-0.15 / 0.3)
+    md = toy_evolution.markdown(list(summary.values()), 2, {"device": "cpu", "commit": "abc", "extra_flags": []})
+    assert "| default | 1,2,3 | 0.200 | 0.280 | 0.330 | 0.080 (+0.100, +0.060, +0.080) |" in md
+    assert "43 %" in md
