@@ -13,6 +13,7 @@ import toy_evolution  # noqa: E402
 def _run(variant, seed, srcc, label_acc):
     rows = [{"model": name, "srcc": s, "pair_acc": 0.6, "pseudo_acc": a, "vote_acc": 0.6, "tie_rate": 0.1}
             for name, s, a in zip(["base", "round 1", "round 2"], srcc, label_acc + [None])]
+    rows[-1]["pseudo_acc"] = None  # the last model votes for no further round
     return {"variant": variant, "seed": seed, "wall_s": 100.0, "rows": rows}
 
 
@@ -32,9 +33,12 @@ def test_summary_gains_label_accuracy_and_share_of_the_oracle():
     assert d["gain_2"] == pytest.approx(0.05)  # median of +0.05, +0.07, +0.01
     assert (d["label_acc_1"], d["label_acc_2"]) == (0.65, 0.68)
     assert d["gain_total"] == pytest.approx(0.13)
-    assert d["share_of_oracle_gain"] == pytest.approx(0.13 / 0.3)
+    assert d["share_of_oracle_gain"] == pytest.approx(0.08 / 0.2)  # round 1, the same budget for both
     assert summary["oracle"]["seeds"] == [1] and summary["oracle"]["share_of_oracle_gain"] == pytest.approx(1.0)
-    assert summary["coinflip"]["share_of_oracle_gain"] == pytest.approx(-0.15 / 0.3)
+    assert summary["coinflip"]["share_of_oracle_gain"] == pytest.approx(-0.1 / 0.2)
+    one_round = toy_evolution.summarise([_run("k1", 1, [0.2, 0.27], [0.6])], rounds=2)[0]
+    assert (one_round["gain_1"], one_round["gain_2"], one_round["gain_total"]) == (pytest.approx(0.07), None,
+                                                                                   pytest.approx(0.07))
     md = toy_evolution.markdown(list(summary.values()), 2, {"device": "cpu", "commit": "abc", "extra_flags": []})
     assert "| default | 1,2,3 | 0.200 | 0.280 | 0.330 | 0.080 (+0.100, +0.060, +0.080) |" in md
-    assert "43 %" in md
+    assert "| 40 % |" in md

@@ -3,7 +3,9 @@ improves the toy base model on the held-out photos without any label — over tw
 
 Same code path as the README's main job (the CLI, stage 1 voting, stage 2 GRPO with the fidelity reward, the
 held-out report); only the number of rounds and GRPO steps is smaller. A wrong reward sign, a broken advantage or
-a parsing bug leaves the held-out SRCC where it was, or lowers it.
+a parsing bug leaves the held-out SRCC where it was, or lowers it — and so do labels without information: with
+``EVOQUALITY_LEARNING_CONTROL=coinflip`` the same test trains on coin-flip labels (`evoquality.toy.controls`) and
+must fail (checked by hand when its thresholds change; see the README's control rows).
 """
 
 import json
@@ -23,7 +25,9 @@ FLAGS = ["--rounds", "1", "--max-steps", "50", "--lr-scheduler-type", "constant"
 
 
 def _start(out, seed):
-    cmd = [sys.executable, "-m", "evoquality", "evolve", "--out", str(out), "--seed", str(seed), *FLAGS]
+    control = os.environ.get("EVOQUALITY_LEARNING_CONTROL")
+    entry = ["-m", "evoquality.toy.controls", "--control", control] if control else ["-m", "evoquality", "evolve"]
+    cmd = [sys.executable, *entry, "--out", str(out), "--seed", str(seed), *FLAGS]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
 

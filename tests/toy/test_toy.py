@@ -68,6 +68,28 @@ def test_label_metrics_by_hand(run_dir, tmp_path):
     assert m["vote_parse_fail"] == pytest.approx(2 / (8 + 8 + 8 + 8))
 
 
+def test_label_metrics_judge_synthetic_pairs_by_construction(run_dir, tmp_path):
+    from evoquality.labelling.pool import discover_pool
+
+    src = discover_pool(datasets.pool_manifest(run_dir)).paths
+    var = tmp_path / "round_02" / "labels" / "variants"
+    blur2, blur4, noise1 = (str(var / f"0000003_{t}_{lv}.png") for t, lv in
+                            (("gaussian_blur", 2), ("gaussian_blur", 4), ("white_noise", 1)))
+    other = str(var / "0000004_gaussian_blur_1.png")
+    rows = [  # right, right (reversed), a tie, wrong; then pairs with no order by construction
+        {"image_i": src[3], "image_j": blur2, "p_star": 1.0}, {"image_i": blur4, "image_j": blur2, "p_star": 0.0},
+        {"image_i": noise1, "image_j": src[3], "p_star": 0.5}, {"image_i": blur4, "image_j": src[3], "p_star": 1.0},
+        {"image_i": blur2, "image_j": noise1, "p_star": 1.0}, {"image_i": src[3], "image_j": other, "p_star": 1.0},
+    ]
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "labels.jsonl").write_text("".join(
+        json.dumps({**r, "votes_i": 1, "votes_j": 1, "invalid": 0, "flagged": False}) + "\n" for r in rows))
+    m = report.label_metrics(labels, run_dir)
+    assert m["n_synthetic_pairs"] == 4 and m["synthetic_acc"] == pytest.approx((1 + 1 + 0.5 + 0) / 4)
+    assert m["n_pairs"] == 0
+
+
 def _series_rows(run_dir, n_series: int) -> list[dict]:
     """Every pair of the first `n_series` distortion series as label rows (canonical order: pool listing order)."""
     by_series = {}

@@ -35,9 +35,10 @@ def control_dir(labels_dir) -> Path:
 def control_labels(control: str, labels_dir, run_dir, seed: int) -> Path:
     """Write the round's labels with p* replaced by the control's and return their directory.
 
-    oracle: p* = 1 when image_i has the lower distortion level of its series, else 0; a pair without a defined better
-    image (across series, equal levels, or an image outside the truth such as a round-2 synthetic variant) is left
-    out and counted. coinflip: p* = 0 or 1 by a fair coin per pair (seeded). The votes stay the model's.
+    oracle: p* = 1 when image_i has the lower distortion level of its series (or, for a round-2 synthetic pair, is the
+    better one by construction: an image against its own further-distorted variant, two variants of one image of
+    one type), else 0; a pair without a defined better image (across series, equal levels, unrelated variants) is
+    left out and counted. coinflip: p* = 0 or 1 by a fair coin per pair (seeded). The votes stay the model's.
     """
     from evoquality.labelling.labels import read_labels, write_labels
     from evoquality.labelling.store import atomic_write_text
@@ -47,14 +48,20 @@ def control_labels(control: str, labels_dir, run_dir, seed: int) -> Path:
     rows = read_labels(labels_dir)
     out_rows, undefined = [], 0
     if control == "oracle":
-        truth = datasets.read_truth(run_dir)
+        from evoquality.toy.report import synthetic_truth, variant_origin
+
+        truth, origin = datasets.read_truth(run_dir), variant_origin(run_dir)
         for row in rows:
             a, b = truth.get(row["image_i"]), truth.get(row["image_j"])
-            if a is None or b is None or (a["content"], a["dist_type"]) != (b["content"], b["dist_type"]) \
-                    or a["level"] == b["level"]:
+            if a is not None and b is not None:
+                same_series = (a["content"], a["dist_type"]) == (b["content"], b["dist_type"])
+                i_better = a["level"] < b["level"] if same_series and a["level"] != b["level"] else None
+            else:
+                i_better = synthetic_truth(row["image_i"], row["image_j"], origin)
+            if i_better is None:
                 undefined += 1
                 continue
-            out_rows.append({**row, "p_star": 1.0 if a["level"] < b["level"] else 0.0})
+            out_rows.append({**row, "p_star": 1.0 if i_better else 0.0})
     else:
         coins = np.random.default_rng([seed, 0xC01F]).random(len(rows)) < 0.5
         out_rows = [{**row, "p_star": float(c)} for row, c in zip(rows, coins.tolist())]

@@ -5,7 +5,9 @@ Held-out columns (the synthetic-benchmark protocol, DATASETS.md): SRCC = L-test 
 (crop, type)) of the mean of N sampled scores and of the greedy score; pair acc = P-test of the sampled mean;
 parse = share of sampled answers without a score. Label columns, from the stage-1 votes the checkpoint cast on the
 next round's pool pairs: pseudo acc = majority-vote label vs truth (a tie counts 1/2); vote acc = single valid votes
-vs truth; ties = share of tied pairs; vote parse = share of unparseable votes.
+vs truth; ties = share of tied pairs; vote parse = share of unparseable votes; synthetic acc = the label accuracy on
+round-2 synthetic pairs whose order is known by construction (an image against its own further-distorted variant,
+or two variants of one image of one type at different levels).
 """
 
 from __future__ import annotations
@@ -54,20 +56,58 @@ def heldout_metrics(model_dir, run_dir, *, seed: int = 0, n_samples: int = HELDO
     }
 
 
+def variant_origin(run_dir):
+    """Variant file -> (source image, type, level) for the round-2 synthetic variants (`labelling.variants` names a
+    variant `<source index>_<type>_<level>.png`, indices into the pool in manifest order)."""
+    from evoquality.labelling.pool import discover_pool
+
+    paths = discover_pool(datasets.pool_manifest(run_dir)).paths
+
+    def origin(path: str):
+        name = Path(path)
+        if name.parent.name != "variants":
+            return None
+        index, _, rest = name.stem.partition("_")
+        dist_type, _, level = rest.rpartition("_")
+        return paths[int(index)], dist_type, int(level)
+
+    return origin
+
+
+def synthetic_truth(a: str, b: str, origin) -> Optional[bool]:
+    """True / False when image a is better / worse than b by construction, None when no order is defined."""
+    oa, ob = origin(a), origin(b)
+    if oa and ob and oa[0] == ob[0] and oa[1] == ob[1] and oa[2] != ob[2]:
+        return oa[2] < ob[2]  # same source, same type: the milder level is better
+    if ob and not oa and ob[0] == a:
+        return True  # an image against its own further-distorted variant
+    if oa and not ob and oa[0] == b:
+        return False
+    return None
+
+
 def label_metrics(labels_dir, run_dir) -> dict:
-    """Quality of a round's stage-1 labels against the hidden truth (pairs inside one distortion series)."""
+    """Quality of a round's stage-1 labels against the hidden truth (pairs inside one distortion series, and the
+    synthetic pairs whose order is known by construction)."""
     from evoquality.labelling.labels import read_labels
 
     truth = datasets.read_truth(run_dir)
     rows = read_labels(labels_dir)
+    origin = variant_origin(run_dir)
+    synthetic = synthetic_right = 0.0
     pseudo = right_votes = valid_votes = invalid = all_valid = ties = judged = 0.0
     for row in rows:
         a, b = truth.get(row["image_i"]), truth.get(row["image_j"])
         valid_votes_pair = row["votes_i"] + row["votes_j"]
         invalid += row["invalid"]
         all_valid += valid_votes_pair
-        if a is None or b is None or (a["content"], a["dist_type"]) != (b["content"], b["dist_type"]) \
-                or a["level"] == b["level"]:
+        if a is None or b is None:
+            known = synthetic_truth(row["image_i"], row["image_j"], origin)
+            if known is not None:
+                synthetic += 1
+                synthetic_right += 0.5 if row["p_star"] == 0.5 else float((row["p_star"] > 0.5) == known)
+            continue
+        if (a["content"], a["dist_type"]) != (b["content"], b["dist_type"]) or a["level"] == b["level"]:
             continue  # no defined better image
         judged += 1
         i_better = a["level"] < b["level"]
@@ -82,12 +122,14 @@ def label_metrics(labels_dir, run_dir) -> dict:
         "tie_rate": ties / judged if judged else math.nan,
         "vote_parse_fail": invalid / n_votes if n_votes else math.nan,
         "n_pairs": int(judged),
+        "synthetic_acc": synthetic_right / synthetic if synthetic else math.nan,
+        "n_synthetic_pairs": int(synthetic),
     }
 
 
 _COLUMNS = (("srcc", "held-out SRCC (mean of N)"), ("srcc_greedy", "SRCC (greedy)"), ("pair_acc", "pair acc"),
             ("parse_fail", "parse fail"), ("pseudo_acc", "pseudo-label acc"), ("vote_acc", "single-vote acc"),
-            ("tie_rate", "ties"), ("vote_parse_fail", "vote parse fail"))
+            ("tie_rate", "ties"), ("vote_parse_fail", "vote parse fail"), ("synthetic_acc", "synthetic acc"))
 
 
 def _fmt(v) -> str:
