@@ -26,7 +26,8 @@ def test_plan_is_deterministic_and_grouped(tmp_path):
     pool = discover_pool(_photos(tmp_path / "pool"))
     ext, jobs = plan_variants(pool, tmp_path / "out", 4, seed=1)
     assert len(ext.paths) == 3 + 12 and len(jobs) == 12
-    assert ext.groups == ((0, 3, 4, 5, 6), (1, 7, 8, 9, 10), (2, 11, 12, 13, 14))
+    assert ext.variant_groups == ((0, 3, 4, 5, 6), (1, 7, 8, 9, 10), (2, 11, 12, 13, 14))
+    assert ext.groups == pool.groups == ()  # the pool's own groups are not merged with the variants
     assert len({(j.source, j.dist_type, j.level) for j in jobs}) == 12
     again, _ = plan_variants(pool, tmp_path / "out", 4, seed=1)
     assert again == ext
@@ -43,20 +44,22 @@ def test_variant_types_restrict_the_distortions(tmp_path):
     assert len({(j.source, j.dist_type, j.level) for j in jobs}) == 30  # all 2 x 5 combinations per image
     with pytest.raises(ValueError, match="unknown distortion types \\['fog'\\]"):
         plan_variants(pool, tmp_path / "out", 2, seed=1, types=["fog"])
-    cfg = dict(model="m", images="i", out="o", pairs=4, same_content_pairs=4)
+    cfg = dict(model="m", images="i", out="o", pairs=4, variant_pairs=4)
     assert LabelConfig(**cfg, variants=2).variant_type_list() is None
     assert LabelConfig(**cfg, variant_types="jpeg, pixelate").variant_type_list() == ["jpeg", "pixelate"]
     with pytest.raises(ValueError, match="variant_types must be 'all' or names from"):
-        LabelConfig(**cfg, variant_types="jpeg,fog").validate()
+        LabelConfig(**cfg, variants=2, variant_types="jpeg,fog").validate()
     with pytest.raises(ValueError, match="give only 5 \\(type, level\\) combinations"):
         LabelConfig(**cfg, variants=6, variant_types="jpeg").validate()
+    with pytest.raises(ValueError, match="variants and variant_pairs go together"):
+        LabelConfig(**cfg).validate()
 
 
 def test_same_content_pairs_with_variants_end_to_end(tiny_model_dir, tmp_path, scripted):
     pool = _photos(tmp_path / "pool")
     backend = scripted(lambda a, b, rng: "\\boxed{0}")
     cfg = LabelConfig(model=str(tiny_model_dir), images=str(pool), out=str(tmp_path / "r"), pairs=4, votes=2,
-                      variants=2, same_content_pairs=6, batch_items=4, max_new_tokens=4, progress=False)
+                      variants=2, variant_pairs=6, batch_items=4, max_new_tokens=4, progress=False)
     summary = run_labelling(cfg, backend_factory=lambda c, d: backend, dist=Dist())
     made = sorted((tmp_path / "r" / "variants").glob("*.png"))
     assert len(made) + len(summary["variants_failed"]) == 6

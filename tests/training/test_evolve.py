@@ -92,8 +92,9 @@ def test_round_two_adds_the_papers_synthetic_pairs_by_default(tmp_path):
     assert (s.round2_variants, s.round2_same_content_pairs) == (10, 20_000)  # [paper] 10 variants; [decision] pairs
     r1 = label_config(s, 1, tmp_path / "m", "imgs", tmp_path / "l1")
     r2 = label_config(s, 2, tmp_path / "m", "imgs", tmp_path / "l2")
-    assert (r1.variants, r1.same_content_pairs) == (0, 4)
-    assert (r2.variants, r2.same_content_pairs, r2.pairs) == (10, 4 + 20_000, 10)  # added to the round's own
+    assert (r1.variants, r1.variant_pairs, r1.same_content_pairs) == (0, 0, 4)
+    # On top of the round's own pairs, drawn among each image and its own variants.
+    assert (r2.variants, r2.variant_pairs, r2.same_content_pairs, r2.pairs) == (10, 20_000, 4, 10)
     assert s.departures() == []
 
 
@@ -119,8 +120,10 @@ def test_round_settings(tmp_path):
                        round2_same_content_pairs=50, train=make_config(None, {"seed": 4}))
     r1 = label_config(s, 1, tmp_path / "m", "imgs", tmp_path / "l1")
     r2 = label_config(s, 2, tmp_path / "m", "imgs", tmp_path / "l2")
-    assert (r1.seed, r1.variants, r1.same_content_pairs, r1.pairs) == (5, 0, 0, 10)
-    assert (r2.seed, r2.variants, r2.same_content_pairs) == (6, 10, 50)
+    assert (r1.seed, r1.variants, r1.variant_pairs, r1.pairs) == (5, 0, 0, 10)
+    assert (r2.seed, r2.variants, r2.variant_pairs) == (6, 10, 50)
+    with pytest.raises(ValueError, match="round2_variants and round2_same_content_pairs go together"):
+        EvolveSettings(out="x", model="m", images="i", round2_variants=0, round2_same_content_pairs=5).validate()
     with pytest.raises(ValueError, match="label config must not set 'model'"):
         EvolveSettings(out="x", model="m", images="i", label={"model": "m"}).validate()
     with pytest.raises(ValueError, match="rounds must be a positive int"):

@@ -48,6 +48,7 @@ class LabelConfig:
     same_content_pairs: int = _opt(0, "extra pairs drawn inside same-content groups (round 2: an image and its "
                                       "synthetic variants)")
     variants: int = _opt(0, "synthetic distorted variants to generate per pool image (round 2; evoquality.data)")
+    variant_pairs: int = _opt(0, "pairs drawn among an image and its own variants (round 2), besides the others")
     variant_types: str = _opt("all", "comma-separated distortion types the variants are drawn from (x 5 levels), "
                                      "or 'all' [decision: all types of evoquality.data]")
     score_pairs: str = _opt("sampled", "in score mode, label the sampled pairs or all pairs of the pool",
@@ -86,19 +87,19 @@ class LabelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name in ("pairs", "same_content_pairs", "variants", "min_margin"):
+        for name in ("pairs", "same_content_pairs", "variants", "variant_pairs", "min_margin"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0 (votes are sampled), got {self.temperature!r}")
         all_pairs = self.mode == "score" and self.score_pairs == "all"
-        if self.pairs == 0 and self.same_content_pairs == 0 and not all_pairs:
-            raise ValueError("pairs must be > 0 (or same_content_pairs > 0)")
+        if self.pairs == 0 and self.same_content_pairs == 0 and self.variant_pairs == 0 and not all_pairs:
+            raise ValueError("pairs must be > 0 (or same_content_pairs / variant_pairs > 0)")
         if self.label == "mean" and self.mode != "score":
             raise ValueError("label 'mean' compares mean sampled scores: it needs mode 'score'")
-        if self.variants and not self.same_content_pairs:
-            raise ValueError("variants are only used by same-content pairs: set same_content_pairs > 0")
+        if bool(self.variants) != bool(self.variant_pairs):
+            raise ValueError("variants and variant_pairs go together: the variants are only used by variant pairs")
         types = self.variant_type_list()
         if types is not None:
             from evoquality.data.distortions import DISTORTIONS, LEVELS

@@ -63,8 +63,11 @@ def sample_pairs(
     *,
     groups: Optional[Sequence[Sequence[int]]] = None,
     n_same_content: int = 0,
+    variant_groups: Optional[Sequence[Sequence[int]]] = None,
+    n_variant: int = 0,
 ) -> list[tuple[int, int]]:
-    """Draw `n_pairs` distinct cross pairs among `n_images` and `n_same_content` pairs inside `groups`.
+    """Draw `n_pairs` distinct cross pairs among `n_images`, `n_same_content` pairs inside `groups` and `n_variant`
+    pairs inside `variant_groups` (each image with its own synthetic variants).
 
     Returns a list of (i, j) pool indices, i != j, no unordered pair twice, canonical order randomised. The cross
     pairs come first, then the same-content pairs; a same-content pair that the cross draw already produced is not
@@ -87,6 +90,10 @@ def sample_pairs(
 
     if n_same_content:
         pairs += _same_content_pairs(n_images, groups, n_same_content, rng)
+    if n_variant:
+        if not variant_groups:
+            raise ValueError("variant pairs requested but the pool has no variants")
+        pairs += _same_content_pairs(n_images, variant_groups, n_variant, rng)
 
     # Dedup before the orientation coin so that (i, j) and (j, i) count as the same pair.
     seen: set[tuple[int, int]] = set()

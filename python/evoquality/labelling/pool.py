@@ -20,10 +20,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", "
 @dataclass(frozen=True)
 class Pool:
     """paths: absolute image paths (the pool order); groups: lists of indices into `paths` that show the same
-    content (may be empty)."""
+    content (may be empty); variant_groups: each pool image with its own synthetic variants (round 2)."""
 
     paths: tuple[str, ...]
     groups: tuple[tuple[int, ...], ...] = field(default=())
+    variant_groups: tuple[tuple[int, ...], ...] = field(default=())
 
     def digest(self) -> str:
         """sha256 over the ordered paths: changes when an image is added, removed or renamed."""

@@ -54,7 +54,8 @@ def plan_round(cfg: LabelConfig, pool: Pool) -> Plan:
         # Every unordered pair once; canonical order drawn as for sampled pairs.
         pairs = sample_pairs(n, n_distinct_pairs(n), cfg.seed)
     else:
-        pairs = sample_pairs(n, cfg.pairs, cfg.seed, groups=pool.groups, n_same_content=cfg.same_content_pairs)
+        pairs = sample_pairs(n, cfg.pairs, cfg.seed, groups=pool.groups, n_same_content=cfg.same_content_pairs,
+                             variant_groups=pool.variant_groups, n_variant=cfg.variant_pairs)
     if cfg.mode == "compare":
         items = list(range(len(pairs)))
     else:

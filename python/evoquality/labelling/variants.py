@@ -1,5 +1,6 @@
 """Round-2 same-content variants (METHOD.md, "Rounds"): each pool image gets `count` synthetic distortions from
-`evoquality.data`'s generator, saved in the round directory and added to the pool as one content group.
+`evoquality.data`'s generator, saved in the round directory and added to the pool; the image and its variants form
+one variant group, from which the round's `variant_pairs` are drawn.
 
 The (type, level) choices are drawn per image from (seed, image index), and the file names follow from them, so the
 extended pool — and with it the round's fingerprint — is known before any pixel is written. The main process
@@ -35,7 +36,8 @@ def plan_variants(pool: Pool, out_dir, count: int, seed: int,
     """The pool extended with `count` variants per image, and the jobs that create the variant files.
 
     types: the distortion types to draw from (default: every type of `evoquality.data`), x 5 levels.
-    Groups: each original with its variants (merged with any group the original already belongs to).
+    The pool's own groups stay as they are; `variant_groups` holds each original with its own variants (the
+    paper draws round-2 pairs "among an image and its variants").
     """
     from evoquality.data.distortions import DISTORTIONS, LEVELS
 
@@ -58,27 +60,8 @@ def plan_variants(pool: Pool, out_dir, count: int, seed: int,
             jobs.append(VariantJob(src, t, lv, path))
             members.setdefault(idx, [idx]).append(len(paths))
             paths.append(path)
-    groups = _merge_groups([list(g) for g in pool.groups] + list(members.values()))
-    return Pool(tuple(paths), groups), jobs
-
-
-def _merge_groups(groups: list[list[int]]) -> tuple[tuple[int, ...], ...]:
-    """Union of overlapping groups (an original already grouped by its manifest keeps one group)."""
-    parent: dict[int, int] = {}
-
-    def find(x):
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for g in groups:
-        for x in g[1:]:
-            parent[find(x)] = find(g[0])
-    merged: dict[int, list[int]] = {}
-    for x in sorted(parent):
-        merged.setdefault(find(x), []).append(x)
-    return tuple(tuple(v) for v in merged.values() if len(v) > 1)
+    variant_groups = tuple(tuple(m) for m in members.values())
+    return Pool(tuple(paths), pool.groups, variant_groups), jobs
 
 
 def materialize_variants(jobs: list[VariantJob], max_pixels: int, seed: int) -> dict[str, str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from evoquality.training.config import add_config_arguments, config_from_args, read_config_file
 
-_PER_ROUND = ("model", "images", "out", "seed")
+_PER_ROUND = ("model", "images", "out", "seed", "variants", "variant_pairs")  # set per round by evolve
 
 
 def _default(name: str):

@@ -11,8 +11,8 @@ redone.
       round_02/...
 
 Round t >= 2 adds the paper's synthetic same-content pairs by default: every pool image gets `round2_variants`
-distorted variants [paper: 10] and `round2_same_content_pairs` pairs are drawn inside the groups of an image and its
-variants, on top of the round's own pairs [decision: 20,000, as many as the paper's cross-image pairs]. Turning both
+distorted variants [paper: 10] and `round2_same_content_pairs` pairs are drawn among each image and its own variants,
+on top of the round's own pairs [decision: 20,000, as many as the paper's cross-image pairs]. Turning both
 off departs from the paper and is logged as a warning. The KL reference is the model at the round start, or the
 initial model (`TrainConfig.ref_model`). Stacking on a supervised IQA model is starting from its checkpoint
 (`--model`).
@@ -57,13 +57,14 @@ class EvolveSettings:
             raise ValueError("model and images must be given (a checkpoint directory and an image folder/manifest)")
         if not isinstance(self.rounds, int) or self.rounds < 1:
             raise ValueError(f"rounds must be a positive int, got {self.rounds!r}")
-        for key in ("model", "images", "out", "seed"):
+        for key in ("model", "images", "out", "seed", "variants", "variant_pairs"):
             if key in self.label:
                 raise ValueError(f"label config must not set {key!r}: evolve sets it per round")
         if self.round2_variants < 0 or self.round2_same_content_pairs < 0:
             raise ValueError("round2_variants and round2_same_content_pairs must be >= 0")
-        if self.round2_variants and not self.round2_same_content_pairs:
-            raise ValueError("round2_variants are only used by same-content pairs: set round2_same_content_pairs > 0")
+        if bool(self.round2_variants) != bool(self.round2_same_content_pairs):
+            raise ValueError("round2_variants and round2_same_content_pairs go together (the pairs are drawn among "
+                             "an image and its variants): set both > 0, or both 0")
 
     def departures(self) -> list[str]:
         """Where these settings leave the paper's round structure (logged loudly, recorded in evolve.json)."""
@@ -120,9 +121,9 @@ def label_config(settings: EvolveSettings, t: int, model: Path, images: str, lab
 
     fields = dict(settings.label)
     fields["seed"] = settings.train.seed + t  # a fresh draw of pairs and votes every round
-    if t >= 2 and settings.round2_same_content_pairs:  # added to the round's own same-content pairs, if any
+    if t >= 2 and settings.round2_variants:  # on top of the round's own pairs
         fields["variants"] = settings.round2_variants
-        fields["same_content_pairs"] = fields.get("same_content_pairs", 0) + settings.round2_same_content_pairs
+        fields["variant_pairs"] = settings.round2_same_content_pairs
     return LabelConfig(model=str(model), images=str(images), out=str(labels_dir), **fields)
 
 
