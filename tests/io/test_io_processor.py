@@ -68,6 +68,18 @@ def test_bad_image_error_names_input():
         NativeQwen2VLImageProcessor()([encoded_rgb(30, 30, "PNG"), b"hello"])
 
 
+def test_recovered_images_are_processed_counted_and_strict_refuses_them():
+    data = encoded_rgb(30, 30, "JPEG")
+    dqt = data.index(b"\xff\xdb")
+    junk = data[:dqt] + b"\x00\x00" + data[dqt:]  # "2 extraneous bytes before marker": Pillow decodes it
+    processor = NativeQwen2VLImageProcessor()
+    got = processor([junk, data])
+    np.testing.assert_array_equal(got["pixel_values"], processor([data, data])["pixel_values"])
+    assert processor.num_decode_warnings == 1
+    with pytest.raises(eio.ImageDecodeError, match=r"image 0 .*strict mode.*extraneous bytes"):
+        NativeQwen2VLImageProcessor(strict=True)([junk])
+
+
 def test_inside_project_processor_with_tiny_model(tiny_model_dir):
     from evoquality.processing import load_processor
     from evoquality.prompts import score_messages
