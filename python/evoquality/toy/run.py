@@ -26,7 +26,7 @@ TOY_TRAIN_DEFAULTS = {"num_generations": 8, "images_per_step": 8, "per_device_tr
                       "max_completion_length": 12, "learning_rate": 1e-4, "max_steps": 100, "save_steps": 20,
                       "gradient_checkpointing": False, "use_cpu": True, "logging_steps": 10}
 # Rounds: the paper's round 2 — 10 synthetic variants per pool image (here every (type, level) of the toy world),
-# and as many same-content pairs again as round 1 labels (480), drawn among the series and their variants.
+# and as many pairs again as round 1 labels (480), drawn among each pool image and its own variants.
 TOY_ROUND_DEFAULTS = {"round2_variants": 10, "round2_same_content_pairs": 480}
 
 
