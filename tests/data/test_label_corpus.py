@@ -26,6 +26,13 @@ def _touch(root: Path, names) -> None:
         path.touch()
 
 
+def _copy_csv_and_touch(source: Path, root: Path, column: str, image_dir: str) -> None:
+    """Copy a label CSV into `root` and create the (empty) image files its `column` names under `image_dir`."""
+    shutil.copy(source, root)
+    with open(root / source.name, newline="") as fh:
+        _touch(root / image_dir, [row[column] for row in csv.DictReader(fh)])
+
+
 def _xlsx(path: Path, header, rows) -> None:
     import openpyxl
 
@@ -53,9 +60,7 @@ def _check(m, n, mos_range, higher_better=True):
 
 
 def test_koniq10k(labels, tmp_path):
-    shutil.copy(labels / "koniq10k" / "koniq10k_distributions_sets.csv", tmp_path)
-    with open(tmp_path / "koniq10k_distributions_sets.csv", newline="") as fh:
-        _touch(tmp_path / "1024x768", [row["image_name"] for row in csv.DictReader(fh)])
+    _copy_csv_and_touch(labels / "koniq10k" / "koniq10k_distributions_sets.csv", tmp_path, "image_name", "1024x768")
     m = load_dataset("koniq10k", tmp_path)
     _check(m, 10073, (0.0, 100.0))
     assert Counter(r.split for r in m.records) == {"training": 7058, "validation": 1000, "test": 2015}
@@ -108,9 +113,7 @@ def test_pipal(labels, tmp_path):
 
 
 def test_agiqa3k(labels, tmp_path):
-    shutil.copy(labels / "agiqa3k" / "data.csv", tmp_path)
-    with open(tmp_path / "data.csv", newline="") as fh:
-        _touch(tmp_path / "AGIQA-3K", [row["name"] for row in csv.DictReader(fh)])
+    _copy_csv_and_touch(labels / "agiqa3k" / "data.csv", tmp_path, "name", "AGIQA-3K")
     m = load_dataset("agiqa3k", tmp_path)
     _check(m, 2982, (0.0, 5.0))
     assert all(r.std is not None and r.std < 2 for r in m.records)
