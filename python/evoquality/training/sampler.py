@@ -128,6 +128,7 @@ class PairAwareSampler(Sampler[int]):
             self._pair_index = {(int(a), int(b)): k for k, (a, b) in enumerate(self.pairs.tolist())}
         self.epoch = 0
         self.passes: list[dict] = []
+        self._n_pairs = len({tuple(sorted(p)) for p in self.pairs.tolist()})  # distinct pairs a pass could use
         self._reference = pack_pairs(self.pairs, images_per_batch)
         self._num_batches = len(self._reference)
         if self._num_batches == 0:
@@ -156,7 +157,7 @@ class PairAwareSampler(Sampler[int]):
 
     def _record_pass(self, batches: list[list[int]]) -> None:
         used = {tuple(sorted(b[k : k + 2])) for b in batches for k in range(0, len(b), 2)}
-        n_pairs = len({tuple(sorted(p)) for p in self.pairs.tolist()})
+        n_pairs = self._n_pairs
         dropped = n_pairs - len(used)
         self.passes.append({"epoch": self.epoch, "pairs": n_pairs, "pairs_used": len(used),
                             "pairs_dropped": dropped})

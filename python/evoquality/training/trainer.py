@@ -9,11 +9,11 @@ checkpoints, logging. We override eight private seams, pinned by `tests/training
                            (B_global, 1) tensor TRL expects. A failed parse is NaN: no reward, advantage 0.
 - `_generate_and_score_completions` -> TRL's, then its inline advantages are replaced by ours (`evoquality.ops`,
                            scaled as `TrainConfig.scale_rewards` says).
+- `_load_from_checkpoint` -> skipped when the policy was already loaded from that checkpoint (see `stage.py`).
+- `_tokenize_prompts`, `_generate_single_turn`, `_prepare_inputs`, `training_step` -> only timed (`timing.py`).
 
 With `TrainConfig.train_compare` the generation batch also holds one comparison prompt per labelled pair; its G
 answers are rewarded by their agreement with p* (`compare_rewards`) and z-scored within their own group.
-- `_load_from_checkpoint` -> skipped when the policy was already loaded from that checkpoint (see `stage.py`).
-- `_tokenize_prompts`, `_generate_single_turn`, `_prepare_inputs`, `training_step` -> only timed (`timing.py`).
 
 The loss is the paper's (Eq. 5-6): PPO-clip with the plain k3 KL estimator, beta 0.05, per-sequence mean
 (loss_type "grpo"), lr 3e-7 linear. TRL 1.16 defaults to other choices (loss "dapo", beta 0, and a KL multiplied by
