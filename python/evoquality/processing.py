@@ -1,18 +1,22 @@
-"""The Qwen2.5-VL / Qwen2-VL processor EvoQuality builds: tokenizer + image processor + chat template, no video.
+"""The Qwen2.5-VL / Qwen2-VL processor EvoQuality runs with: tokenizer + image processor + chat template, no video.
 
 The stock processors also construct a video processor, which needs torchvision; torchvision does not import beside
-the CPU build of torch (ENVIRONMENT.md) and EvoQuality never feeds video. So the processor is assembled here from its
-parts, from any checkpoint directory, and registered with `AutoProcessor` (without the registration `AutoProcessor`
-silently returns only the tokenizer for our saved tiny models).
+the CPU build of torch (ENVIRONMENT.md) and EvoQuality never feeds video. So at run time the processor is assembled
+here from its parts, from any checkpoint directory. That class is a runtime choice only: a checkpoint we write must
+load with the stock classes (`AutoProcessor` -> `Qwen2_5_VLProcessor`) and with vLLM. So `save_pretrained` writes
+the processor files of the checkpoint the processor was loaded from, byte for byte, and a processor built in memory
+(the tiny and toy models) writes the layout of a published Qwen2.5-VL checkpoint: `preprocessor_config.json`,
+`video_preprocessor_config.json`, the tokenizer files and the chat template, all naming the stock classes.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Optional
 
-from transformers import AutoProcessor, AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLProcessor, Qwen2VLConfig
+from transformers import AutoTokenizer, Qwen2_5_VLProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 # Qwen2-VL's chat template (as published with the checkpoints): each image becomes
@@ -38,15 +42,76 @@ QWEN_VL_CHAT_TEMPLATE = (
 )
 
 
+# Processor files of a checkpoint under transformers' names, current and legacy; model files are never among them.
+PROCESSOR_FILES = (
+    "processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json",
+    "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json",
+)
+EXTRA_CHAT_TEMPLATES_DIR = "additional_chat_templates"
+# What earlier EvoQuality versions wrote into checkpoints; such files are never copied forward.
+RUNTIME_CLASS_NAME = "QwenVLImageTextProcessor"
+# How a tokenizer was loaded, which transformers keeps among its init kwargs and would save as settings.
+_LOADING_KWARGS = ("is_local", "local_files_only")
+# Settings the stock video processor shares with the image processor. A published Qwen2.5-VL builds its video
+# processor from `preprocessor_config.json`; we write the same values into the video processor's own file.
+_VIDEO_SHARED_KEYS = (
+    "do_convert_rgb", "do_normalize", "do_rescale", "do_resize", "image_mean", "image_std", "merge_size",
+    "patch_size", "resample", "rescale_factor", "size", "temporal_patch_size",
+)
+
+
 class QwenVLImageTextProcessor(Qwen2_5_VLProcessor):
-    """`Qwen2_5_VLProcessor` without the video sub-processor (the token layout is shared by Qwen2-VL)."""
+    """`Qwen2_5_VLProcessor` without the video sub-processor (the token layout is shared by Qwen2-VL).
 
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+    `source_files` (relative path -> bytes) are the processor files of the checkpoint it was loaded from; they are
+    what `save_pretrained` writes. `stock_class` names the class the saved files declare.
+    """
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, *, source_files=None,
+                 stock_class: str = "Qwen2_5_VLProcessor", **kwargs):
         super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+        self.source_files = dict(source_files) if source_files else None
+        self.stock_class = stock_class
 
+    def to_dict(self):
+        out = super().to_dict()
+        out["processor_class"] = self.stock_class  # what a stock loader must instantiate
+        for key in ("source_files", "stock_class"):
+            out.pop(key, None)
+        return out
 
-for _config in (Qwen2_5_VLConfig, Qwen2VLConfig):
-    AutoProcessor.register(_config, QwenVLImageTextProcessor, exist_ok=True)
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        """Write the source checkpoint's processor files verbatim, or (built in memory) a stock layout."""
+        if push_to_hub:
+            raise ValueError("push_to_hub is not supported: EvoQuality never talks to a model hub")
+        out = Path(save_directory)
+        out.mkdir(parents=True, exist_ok=True)
+        if self.source_files is not None:
+            for name, data in self.source_files.items():
+                (out / name).parent.mkdir(parents=True, exist_ok=True)
+                (out / name).write_bytes(data)
+            return [str(out / name) for name in self.source_files]
+        return self._save_stock_layout(out)
+
+    def _save_stock_layout(self, out: Path) -> list[str]:
+        tokenizer = copy.copy(self.tokenizer)  # shares the vocabulary; only what is saved about it differs
+        tokenizer.init_kwargs = {k: v for k, v in tokenizer.init_kwargs.items() if k not in _LOADING_KWARGS}
+        tokenizer._set_processor_class(self.stock_class)
+        tokenizer.save_pretrained(out)
+        image = self.image_processor.to_dict()
+        # transformers' Pillow and torchvision backends share one saved type; the native one reports it too.
+        image.update(image_processor_type="Qwen2VLImageProcessor", processor_class=self.stock_class)
+        video = {key: image[key] for key in _VIDEO_SHARED_KEYS if key in image}
+        video.update(video_processor_type="Qwen2VLVideoProcessor", processor_class=self.stock_class)
+        written = [out / "preprocessor_config.json", out / "video_preprocessor_config.json"]
+        for path, config in zip(written, (image, video)):
+            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        if isinstance(self.chat_template, str):
+            (out / "chat_template.jinja").write_text(self.chat_template)
+        # A stale nested config (an earlier save into the same folder) would shadow the files above.
+        (out / "processor_config.json").unlink(missing_ok=True)
+        return [str(p) for p in sorted(out.iterdir()) if p.name in PROCESSOR_FILES]
 
 
 def default_image_processor_class():
@@ -69,6 +134,26 @@ def _read_chat_template(path: Path, tokenizer) -> Optional[str]:
     return getattr(tokenizer, "chat_template", None)
 
 
+def read_processor_files(path: str | Path) -> Optional[dict[str, bytes]]:
+    """The processor files of the checkpoint in `path` (relative path -> bytes), or None when they name our runtime
+    class (checkpoints written by earlier EvoQuality versions), which stock loaders cannot instantiate."""
+    path = Path(path)
+    files = {name: (path / name).read_bytes() for name in PROCESSOR_FILES if (path / name).is_file()}
+    extra = path / EXTRA_CHAT_TEMPLATES_DIR
+    if extra.is_dir():
+        files.update({f"{EXTRA_CHAT_TEMPLATES_DIR}/{f.name}": f.read_bytes() for f in sorted(extra.glob("*.jinja"))})
+    for name, data in files.items():
+        if name.endswith(".json") and RUNTIME_CLASS_NAME.encode() in data:
+            return None
+    return files
+
+
+def _stock_class(path: Path) -> str:
+    config = path / "config.json"
+    model_type = json.loads(config.read_text()).get("model_type") if config.is_file() else None
+    return "Qwen2VLProcessor" if model_type == "qwen2_vl" else "Qwen2_5_VLProcessor"
+
+
 def load_processor(path: str | Path, *, image_processor=None) -> QwenVLImageTextProcessor:
     """Assemble the processor of the checkpoint in `path` (tokenizer, image processor config, chat template).
 
@@ -76,10 +161,15 @@ def load_processor(path: str | Path, *, image_processor=None) -> QwenVLImageText
     to transformers' Pillow backend, several times faster) when the extension is built, else that Pillow backend;
     either is configured from the checkpoint's image-processor settings. Labelling, training and evaluation all
     load their processor here, so they all preprocess through the native pipeline.
+
+    The processor keeps the checkpoint's processor files: every checkpoint saved from it (a training checkpoint, the
+    evolved model) carries them unchanged. Files naming `QwenVLImageTextProcessor` are not kept; such a processor
+    writes the stock layout instead.
     """
     path = Path(path)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if image_processor is None:
         image_processor = default_image_processor_class().from_pretrained(path, local_files_only=True)
     chat_template = _read_chat_template(path, tokenizer) or QWEN_VL_CHAT_TEMPLATE
-    return QwenVLImageTextProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template)
+    return QwenVLImageTextProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template,
+                                    source_files=read_processor_files(path), stock_class=_stock_class(path))
