@@ -104,3 +104,10 @@ def test_policy_preprocesses_through_the_native_pipeline(tiny_model_dir):
     policy = load_policy(tiny_model_dir)
     assert isinstance(policy.processor.image_processor, NativeQwen2VLImageProcessor)
     assert policy.processor.image_processor.size["longest_edge"] == 112 * 112
+
+
+def test_tiny_model_heads_fit_vllm_cpu(tiny_model_dir):
+    """vLLM derives head_dim as hidden_size / heads and its CPU attention supports 32, 64, 80, ... (not 16)."""
+    text = json.loads((tiny_model_dir / "config.json").read_text())["text_config"]
+    assert text["head_dim"] == text["hidden_size"] // text["num_attention_heads"] == 32
+    assert sum(text["rope_parameters"]["mrope_section"]) == text["head_dim"] // 2

@@ -2,8 +2,10 @@
 
 Tests and the embedded default need a checkpoint that exists without a model hub. This one has the real
 Qwen2.5-VL layout (vision tower with window attention, mRoPE text decoder, the Qwen special tokens and chat
-template), so every code path that loads a real checkpoint — `load_policy`, generation, TRL — runs unchanged on it.
-It is saved with `save_pretrained` and reloaded by the same loader as a real checkpoint.
+template), so every code path that loads a real checkpoint — `load_policy`, generation, TRL, vLLM — runs unchanged
+on it. It is saved with `save_pretrained` in a published checkpoint's file layout (`preprocessor_config.json`, video
+processor config, tokenizer, chat template, all naming the stock `Qwen2_5_VLProcessor`) and reloaded by the same
+loader as a real checkpoint.
 
 CLI: ``evoquality make-tiny-model DIR [--seed S]``.
 """
@@ -69,7 +71,7 @@ def build_tokenizer(vocab_size: int = 512):
 
 
 def tiny_config(tokenizer, **overrides):
-    """Qwen2.5-VL config of ~200 K parameters (ENVIRONMENT.md's measured recipe)."""
+    """Qwen2.5-VL config of ~200 K parameters; `overrides` update the `text` / `vision` dicts or the top level."""
     from transformers import Qwen2_5_VLConfig
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
@@ -78,12 +80,15 @@ def tiny_config(tokenizer, **overrides):
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
+        # head_dim 32 = hidden_size / heads: vLLM derives head_dim that way, and its CPU attention supports 32, 64,
+        # 80, ... but not 16. Same parameter count as 4 heads of 16 (2 query heads share one key/value head).
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
         max_position_embeddings=2048,
-        # mRoPE splits head_dim/2 rotary frequencies into (temporal, height, width) sections.
-        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [2, 3, 3]},
+        # mRoPE splits head_dim/2 rotary frequencies into (temporal, height, width) sections, in Qwen2.5-VL's
+        # proportions (16, 24, 24 of 64).
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [4, 6, 6]},
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=ids["<|im_end|>"],
         pad_token_id=ids["<|endoftext|>"],

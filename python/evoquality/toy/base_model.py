@@ -57,8 +57,10 @@ def toy_config(tokenizer, recipe: WarmupRecipe):
     h, v = recipe.text_hidden, recipe.vision_hidden
     return tiny_config(
         tokenizer,
+        # The shipped weights were trained with 16-dimensional heads: pinned here, whatever the tiny default.
         text={"hidden_size": h, "intermediate_size": 2 * h, "num_attention_heads": h // 16,
-              "num_key_value_heads": max(1, h // 32)},
+              "num_key_value_heads": max(1, h // 32), "head_dim": 16,
+              "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [2, 3, 3]}},
         vision={"hidden_size": v, "intermediate_size": 2 * v, "num_heads": max(1, v // 16), "out_hidden_size": h},
     )
 
