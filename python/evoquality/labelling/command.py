@@ -5,8 +5,9 @@
     accelerate launch --multi_gpu --num_processes N -m evoquality label ...   (N CPU processes, gloo; with
                                                     --cpu accelerate starts a single process)
 
-Every `LabelConfig` field is an option (``--max-new-tokens``, ``--label soft``, ``--min-margin 4`` ...). The run
-prints the JSON summary at the end; re-running the same command resumes an interrupted run.
+Every `LabelConfig` field is an option (``--max-new-tokens``, ``--label soft``, ``--min-margin 4`` ...); vLLM engine
+arguments go through ``--vllm-engine-arg KEY=VALUE`` (repeated). The run prints the JSON summary at the end;
+re-running the same command resumes an interrupted run.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ from evoquality.labelling.config import LabelConfig, config_fields
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__.splitlines()[0]
     for f in config_fields():
-        flag = "--" + f.name.replace("_", "-")
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         help_text = f.metadata.get("help", "")
+        if f.type in ("dict", dict):  # KEY=VALUE pairs, one per repetition of the flag
+            parser.add_argument(flag, dest=f.name, action="append", default=[], metavar="KEY=VALUE",
+                                help=help_text)
+            continue
         if f.type in ("bool", bool):
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
                                 help=help_text)
@@ -35,12 +40,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help=help_text + ("" if required else f" (default: {f.default})"))
 
 
+def _config_value(f, value):
+    if f.type not in ("dict", dict):
+        return value
+    from evoquality.labelling.vllm_backend import parse_engine_arg
+
+    out = {}
+    for text in value:
+        key, parsed = parse_engine_arg(text)
+        if key in out:
+            raise ValueError(f"{f.name}: {key!r} is given twice")
+        out[key] = parsed
+    return out
+
+
+def _vllm_backend(cfg: LabelConfig, dist):
+    from evoquality.labelling.vllm_backend import VLLMBackend
+
+    return VLLMBackend.from_config(cfg)
+
+
 def run(args: argparse.Namespace) -> int:
     from evoquality.labelling.runner import run_labelling
 
-    cfg = LabelConfig(**{f.name: getattr(args, f.name) for f in config_fields()})
     try:
-        summary = run_labelling(cfg)
+        cfg = LabelConfig(**{f.name: _config_value(f, getattr(args, f.name)) for f in config_fields()})
+        # The vLLM backend is built from the whole config, so its engine arguments reach the engine.
+        summary = run_labelling(cfg, backend_factory=_vllm_backend if cfg.backend == "vllm" else None)
     except (ValueError, FileNotFoundError) as e:
         print(f"evoquality label: error: {e}", file=sys.stderr)
         return 2

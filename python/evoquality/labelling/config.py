@@ -23,7 +23,7 @@ SCORE_PAIRS = ("sampled", "all")
 # Fields that do not change a single stored vote (label policy, progress, where/how the model runs).
 _NOT_FINGERPRINTED = {
     "out", "label", "min_margin", "no_votes", "save_answers", "progress", "device", "dtype", "attn_implementation",
-    "gpu_memory_utilization", "generation_batch_size", "tensor_parallel_size",
+    "gpu_memory_utilization", "generation_batch_size", "tensor_parallel_size", "vllm_engine_args",
 }
 
 
@@ -72,8 +72,14 @@ class LabelConfig:
     dtype: str = _opt("auto", "model dtype", ("auto", "float32", "bfloat16", "float16"))
     attn_implementation: str = _opt("auto", "attention kernel", ("auto", "sdpa", "eager", "flash_attention_2"))
     generation_batch_size: int = _opt(8, "prompts per transformers generate call (each with n samples)")
-    gpu_memory_utilization: float = _opt(0.85, "vLLM memory share")
+    gpu_memory_utilization: float = _opt(0.85, "vLLM: GPU memory share (a CPU build of vLLM sizes its KV cache by "
+                                               "kv_cache_memory_bytes instead: 4 GiB unless given as an engine "
+                                               "argument or by VLLM_CPU_KVCACHE_SPACE)")
     tensor_parallel_size: int = _opt(1, "vLLM: GPUs one engine spans (the vLLM backend runs in one process)")
+    vllm_engine_args: dict = field(default_factory=dict, metadata={
+        "help": "further vllm.EngineArgs for the vLLM backend, e.g. max_model_len, enable_prefix_caching, "
+                "kv_cache_memory_bytes (CLI: --vllm-engine-arg KEY=VALUE, repeated; VALUE read as JSON where it "
+                "parses)", "flag": "--vllm-engine-arg"})
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option."""
@@ -91,6 +97,14 @@ class LabelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization!r}")
+        if self.vllm_engine_args:
+            from evoquality.labelling.vllm_backend import check_engine_args
+
+            if self.backend != "vllm":
+                raise ValueError(f"vllm_engine_args are only used by backend 'vllm', not {self.backend!r}")
+            check_engine_args(self.vllm_engine_args)
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0 (votes are sampled), got {self.temperature!r}")
         all_pairs = self.mode == "score" and self.score_pairs == "all"
