@@ -23,16 +23,28 @@ import pytest  # noqa: E402
 SHARED_DATA = Path(os.environ.get("EVQ_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
+def pytest_configure(config):
+    # Registered here rather than in pyproject.toml's marker list, beside the rule that skips it.
+    config.addinivalue_line("markers", "vllm: runs a vLLM engine (skipped only where the vllm package is absent: "
+                                       "a GPU server with the vllm extra, or a CPU build of vLLM)")
+
+
 def pytest_collection_modifyitems(config, items):
-    """`gpu` tests skip only where no CUDA device exists (missing hardware, never a bug)."""
+    """`gpu` tests skip only where no CUDA device exists, `vllm` tests only where vllm is not installed (missing
+    hardware or engine, never a bug: an installed vLLM that fails to import fails its tests)."""
+    import importlib.util
+
     from evoquality import _backend
 
-    if _backend.cuda_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA device")
+    skips = {}
+    if not _backend.cuda_available():
+        skips["gpu"] = pytest.mark.skip(reason="needs a CUDA device")
+    if importlib.util.find_spec("vllm") is None:
+        skips["vllm"] = pytest.mark.skip(reason="needs the vllm package")
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        for keyword, skip in skips.items():
+            if item.get_closest_marker(keyword) is not None:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
