@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from evoquality.training.config import TrainConfig, config_to_dict
-from evoquality.training.stage import final_model_dir, train_stage
+from evoquality.training.stage import final_model_dir, process_state, train_stage
 
 logger = logging.getLogger(__name__)
 
@@ -135,13 +135,12 @@ def evolve(settings: EvolveSettings, *, backend_factory=None, image_loader=None,
     label_transform(t, labels_dir) -> labels_dir to train on: a hook for control experiments that replace the
     round's labels (`evoquality.toy.controls`); the method itself never sets it.
     """
-    from accelerate import PartialState
-
     from evoquality.labelling import run_labelling
     from evoquality.labelling.labels import LABELS_FILE
 
     settings.validate()
-    state = PartialState(cpu=settings.train.use_cpu)
+    # The state stage 2 needs, taken before stage 1 so that both see the same process group.
+    state = process_state(settings.train)
     if state.is_main_process:
         for departure in settings.departures():
             logger.warning("evolve departs from the paper: %s", departure)
