@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Build a binary wheel of EvoQuality and repair it with auditwheel, so the codec libraries (libturbojpeg, libpng16,
-# libwebp, libwebpdemux) travel inside the wheel (evoquality.libs/, renamed with a hash and found through the
-# extension's RPATH) and the wheel installs on machines without them. zlib stays a system library: libz.so.1 is on
-# the manylinux policy's list of libraries every target system provides.
+# libwebp, libwebpdemux) travel inside the wheel and it installs on machines without them: linked into _native
+# (static codecs, the release build) or copied to evoquality.libs/ (renamed with a hash and found through the
+# extension's RPATH). zlib stays a system library: libz.so.1 is on the manylinux policy's list of libraries every
+# target system provides.
 #
 #   .ci/build_wheel.sh [OUT_DIR]          (default: wheelhouse/)
 #
 # Codecs: by default the system's shared libraries found through pkg-config (Debian: libturbojpeg0-dev, libpng-dev,
-# libwebp-dev, zlib1g-dev), which auditwheel copies into the wheel. To link codecs built from source as static PIC
-# archives instead, point PKG_CONFIG_PATH at their .pc files before running (Debian's own static archives are not
-# PIC, so they cannot be linked into the module).
+# libwebp-dev, zlib1g-dev), which auditwheel copies into the wheel. The release wheels (cibuildwheel, configured in
+# pyproject.toml) link codecs built from source as static PIC archives instead; the same here:
+#   .ci/build_codecs.sh build/codecs && PKG_CONFIG_PATH=$PWD/build/codecs/lib/pkgconfig .ci/build_wheel.sh
+# (Debian's own static archives are not PIC, so they cannot be linked into the module.)
 #
-# Recorded result (Debian 12, glibc 2.36, gcc 12, x86_64, Python 3.11; 2026-11-27):
-#   evoquality-0.1.0-cp311-cp311-manylinux_2_34_x86_64.whl  (platform tag manylinux_2_34_x86_64; ~0.8 MB)
-#   The tag is the oldest policy the extension and the grafted Debian 12 libraries satisfy (GLIBC_2.34 symbols),
-#   so the wheel needs glibc >= 2.34. An older tag needs a build inside a manylinux container.
+# Recorded result (Debian 12, glibc 2.36, gcc 12, x86_64, Python 3.11; 2026-11-29), both ways:
+#   evoquality-0.1.0-cp311-cp311-manylinux_2_34_x86_64.whl, Debian's codecs copied into evoquality.libs/
+#   (libjpeg-turbo 2.1.5, libpng 1.6.39, libwebp 1.2.4); with .ci/build_codecs.sh's static codecs linked into
+#   _native instead (libjpeg-turbo 3.1.4.1, libpng 1.6.58, libwebp 1.6.0; tests/io pass on it: 249 passed).
+#   The tag is the oldest policy the extension and Debian 12's libraries satisfy (GLIBC_2.34 symbols), so these
+#   wheels need glibc >= 2.34. An older tag needs a build inside a manylinux container: the release wheels.
 # Then run .ci/check_wheel.sh to install it into a fresh virtual environment and import it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +33,11 @@ if [ ! -x "$TOOLS/bin/auditwheel" ]; then
 fi
 rm -rf "$RAW" && mkdir -p "$RAW" "$OUT"
 # A separate build directory keeps the editable install's build tree (build/{wheel_tag}) untouched.
+# --exclude-libs: codecs linked in from static archives stay private to _native instead of exporting ~600
+# jpeg_*/png_*/WebP* symbols (the same flag as the release build's, [tool.cibuildwheel] in pyproject.toml).
 "$PY" -m pip wheel . --no-deps --no-build-isolation -w "$RAW" \
-  --config-settings=build-dir=build/wheel-cmake
+  --config-settings=build-dir=build/wheel-cmake \
+  --config-settings=cmake.define.CMAKE_MODULE_LINKER_FLAGS=-Wl,--exclude-libs,ALL
 WHEEL=$(ls "$RAW"/evoquality-*.whl)
 echo "[build_wheel] built $WHEEL"
 PATH="$TOOLS/bin:$PATH" auditwheel show "$WHEEL"
@@ -38,12 +45,24 @@ PATH="$TOOLS/bin:$PATH" auditwheel repair "$WHEEL" -w "$OUT"
 REPAIRED=$(ls -t "$OUT"/evoquality-*manylinux*.whl | head -1)
 echo "[build_wheel] repaired: $REPAIRED"
 "$PY" - "$REPAIRED" <<'PYEOF'
-import sys, zipfile
-names = zipfile.ZipFile(sys.argv[1]).namelist()
-libs = sorted(n for n in names if n.startswith("evoquality.libs/"))
-print("[build_wheel] bundled libraries:\n  " + "\n  ".join(libs))
-needed = ("libturbojpeg", "libpng16", "libwebp", "libwebpdemux")
-missing = [n for n in needed if not any(l.split("/")[-1].startswith(n + "-") for l in libs)]
-if missing:
-    sys.exit(f"[build_wheel] codec libraries missing from the wheel: {missing}")
+import re, subprocess, sys, tempfile, zipfile
+
+wheel = zipfile.ZipFile(sys.argv[1])
+names = wheel.namelist()
+libs = sorted(n.split("/")[-1] for n in names if n.startswith("evoquality.libs/"))
+(so,) = [n for n in names if re.fullmatch(r"evoquality/_native\..*\.so", n)]
+with tempfile.TemporaryDirectory() as tmp:
+    dynamic = subprocess.run(["readelf", "-d", wheel.extract(so, tmp)], capture_output=True, text=True, check=True)
+needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+)\]", dynamic.stdout)
+print("[build_wheel] _native needs:", " ".join(needed))
+# Each codec is either linked into the module (not needed at run time at all) or needed as one of auditwheel's
+# hash-renamed copies inside the wheel; a codec needed under its system name would be missing on a bare machine.
+for codec in ("libturbojpeg", "libpng16", "libwebp", "libwebpdemux"):
+    deps = [n for n in needed if re.match(re.escape(codec) + r"[-.]", n)]
+    if not deps:
+        print(f"[build_wheel]   {codec}: linked into _native")
+    elif all(d in libs and re.match(re.escape(codec) + r"-[0-9a-f]{8}\.", d) for d in deps):
+        print(f"[build_wheel]   {codec}: bundled as evoquality.libs/{deps[0]}")
+    else:
+        sys.exit(f"[build_wheel] {codec} is needed as {deps}, which the wheel does not carry")
 PYEOF

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Check a repaired wheel: install it into a fresh virtual environment (numpy and Pillow from the registry, nothing
-# else) and, from outside the source tree, import the extension and decode JPEG/PNG/WebP. Then prove that the codec
-# libraries come from the wheel: every codec dependency of _native must resolve inside evoquality.libs/ to
-# auditwheel's hash-renamed copies (names no system or -dev package provides, so the import cannot have been
-# satisfied by the system's libraries; the runtime needs no headers at all).
+# else) and, from outside the source tree, run .ci/wheel_smoke.py (import the package, decode JPEG/PNG/WebP like
+# Pillow). Then prove that the codecs come from the wheel: no codec library of _native may resolve to the system --
+# each is either linked into the module (a release build, .ci/build_codecs.sh) or one of auditwheel's hash-renamed
+# copies in evoquality.libs/ (names no system or -dev package provides); the runtime needs no headers at all.
 #
 #   .ci/check_wheel.sh [WHEEL]        (default: the newest wheelhouse/evoquality-*manylinux*.whl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEEL=${1:-$(ls -t wheelhouse/evoquality-*manylinux*.whl | head -1)}
 PY=${PYTHON_BASE:-python3}
+SMOKE=$PWD/.ci/wheel_smoke.py
 ENV_DIR=$(mktemp -d /tmp/evq-wheel-check.XXXXXX)
 trap 'rm -rf "$ENV_DIR"' EXIT
 echo "[check_wheel] $WHEEL -> fresh venv $ENV_DIR"
@@ -44,30 +45,6 @@ isolated() {
     "$@"
   fi
 }
-isolated "$ENV_DIR/venv/bin/python" - <<'PYEOF'
-import io
-import os
-
-print("[check_wheel] /usr/include entries visible:", len(os.listdir("/usr/include")))
-
-import numpy as np
-from PIL import Image
-
-import evoquality._native as native
-
-assert native.codecs() == {"jpeg": True, "png": True, "webp": True}, native.codecs()
-rgb = (np.arange(48 * 64 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
-for fmt in ("JPEG", "PNG", "WEBP"):
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
-    out = native.decode(buf.getvalue())
-    ref = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-    assert out.shape == (48, 64, 3) and np.array_equal(out, ref), fmt
-try:
-    native.decode(b"\xff\xd8\xff\xe0 broken")
-except native.ImageError as exc:
-    print("[check_wheel] error path ok:", exc)
-print("[check_wheel] OK:", native.versions())
-PYEOF
+isolated "$ENV_DIR/venv/bin/python" "$SMOKE"
 WHEEL_TAG=$(basename "$WHEEL" | sed -E 's/.*-(manylinux[^.]*)\.whl/\1/')
 echo "[check_wheel] platform tag: $WHEEL_TAG"
