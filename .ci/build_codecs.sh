@@ -12,7 +12,7 @@
 # which keeps the 2.x API. Each is cloned at its tag and checked against the tag's commit, so a moved tag fails
 # the build instead of changing what is shipped. CODEC_GIT (default https://github.com) may point at local mirrors
 # laid out as <owner>/<name>.
-# Needs: a C compiler, cmake >= 3.18, git, zlib headers, and nasm on x86_64 (REQUIRE_SIMD: a build without the
+# Needs: a C compiler, cmake >= 3.18, git, zlib headers, and NASM or Yasm on x86_64 (REQUIRE_SIMD: a build without the
 # SIMD decoder would be several times slower, so it fails instead).
 set -euo pipefail
 PREFIX=$(mkdir -p "${1:?usage: build_codecs.sh PREFIX}" && cd "$1" && pwd)
