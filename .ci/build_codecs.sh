@@ -10,10 +10,10 @@
 # API the decoder needs (tjGetErrorStr2, TJFLAG_LIMITSCANS), and Debian's static archives are not PIC.
 # Versions: those Pillow 13's wheels bundle (libpng 1.6.58, libwebp 1.6.0) and the newest libjpeg-turbo 3.1.x,
 # which keeps the 2.x API. Each is cloned at its tag and checked against the tag's commit, so a moved tag fails
-# the build instead of changing what is shipped. CODEC_GIT (default https://github.com) may point at local mirrors
-# laid out as <owner>/<name>.
-# Needs: a C compiler, cmake >= 3.18, git, zlib headers, and NASM or Yasm on x86_64 (REQUIRE_SIMD: a build without the
-# SIMD decoder would be several times slower, so it fails instead).
+# the build instead of changing what is shipped. CODEC_GIT (default https://github.com) may point at local
+# mirrors laid out as <owner>/<name>.
+# Needs: a C compiler, cmake >= 3.18, git, zlib headers, and NASM or Yasm on x86_64 (REQUIRE_SIMD: a build without
+# the SIMD decoder would be several times slower, so it fails instead).
 set -euo pipefail
 PREFIX=$(mkdir -p "${1:?usage: build_codecs.sh PREFIX}" && cd "$1" && pwd)
 GIT=${CODEC_GIT:-https://github.com}

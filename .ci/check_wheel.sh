@@ -46,5 +46,6 @@ isolated() {
   fi
 }
 isolated "$ENV_DIR/venv/bin/python" "$SMOKE"
-WHEEL_TAG=$(basename "$WHEEL" | sed -E 's/.*-(manylinux[^.]*)\.whl/\1/')
+# name-version-python-abi-platform.whl; a repaired wheel may carry several platform tags joined by dots.
+WHEEL_TAG=$(basename "$WHEEL" .whl | cut -d- -f5-)
 echo "[check_wheel] platform tag: $WHEEL_TAG"
