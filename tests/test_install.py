@@ -51,7 +51,7 @@ def found_at(name, directory):
     if spec is None:
         return False
     places = [*(spec.submodule_search_locations or []), *([spec.origin] if spec.origin else [])]
-    return any(Path(p) in (directory, directory / "__init__.py") for p in places)
+    return any(Path(p).resolve() in (directory, directory / "__init__.py") for p in places)
 
 def folders(parent):
     return sorted(d for d in parent.iterdir() if d.is_dir() and d.name.isidentifier())
@@ -75,7 +75,7 @@ def test_the_editable_install_exposes_only_the_package_from_the_checkout(tmp_pat
                          env=env, cwd=tmp_path, check=True)
     seen = json.loads(out.stdout)
     # The tests run against the editable install of this checkout, else nothing here is about it.
-    assert Path(seen["package"]) == ROOT / "python" / "evoquality" / "__init__.py"
+    assert Path(seen["package"]).resolve() == ROOT / "python" / "evoquality" / "__init__.py"
     leaks = {key: seen[key] for key in ("ancestors_on_path", "siblings", "subpackages")}
     assert leaks == {"ancestors_on_path": [], "siblings": [], "subpackages": []}
 
