@@ -1,4 +1,4 @@
-"""Triton kernel: fidelity reward (METHOD.md Eq. 2-3), optionally fused with the group advantages (Eq. 4).
+"""Triton kernel: fidelity reward (docs/method.md, paper Eq. 2-3), optionally fused with the group advantages (Eq. 4).
 
 Spec: `evoquality.ops.fidelity`. One program per image i: it loads its G scores, derives its own variance, then walks
 its CSR partner list BLOCK_P partners at a time, recomputing each partner's mean/variance from the partner's row

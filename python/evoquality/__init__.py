@@ -1,7 +1,7 @@
 """EvoQuality: a vision-language model improves its own sense of image quality without human labels.
 
 Each round, (1) the model compares random image pairs K times and a majority vote gives pseudo-preferences;
-(2) GRPO rewards each sampled quality score by its Thurstone fidelity to those preferences. See METHOD.md.
+(2) GRPO rewards each sampled quality score by its Thurstone fidelity to those preferences. See docs/method.md.
 
 `import evoquality` is cheap: torch, transformers and triton are imported by the submodules that need them.
 """

@@ -81,7 +81,7 @@ class Preference:
     """The outcome of K comparison votes between image a and image b.
 
     winner: "a" | "b" | "tie" (equal valid votes, including none). p_a: votes_a / valid votes (NaN with none).
-    invalid: answers that did not parse (not votes, METHOD.md stage 1).
+    invalid: answers that did not parse (not votes, docs/method.md "Stage 1").
     """
 
     winner: str

@@ -1,4 +1,4 @@
-"""The two prompts of EvoQuality and the parsers of the model's answers (METHOD.md, verbatim).
+"""The two prompts of EvoQuality and the parsers of the model's answers (docs/method.md, verbatim).
 
 The answer is the content of the *last* ``\\boxed{...}`` in the completion: models often box intermediate values in
 their reasoning, and the final answer comes last. Parsing never invents data: an answer that does not parse is
@@ -42,12 +42,12 @@ def _user_messages(n_images: int, text: str) -> list[dict]:
 
 
 def compare_messages() -> list[dict]:
-    """Chat messages of the comparison prompt: two image placeholders first, then the text (METHOD.md, stage 1)."""
+    """Chat messages of the comparison prompt: two image placeholders first, then the text (docs/method.md, stage 1)."""
     return _user_messages(2, COMPARE_PROMPT)
 
 
 def score_messages() -> list[dict]:
-    """Chat messages of the scoring prompt: one image placeholder, then the text (METHOD.md, stage 2)."""
+    """Chat messages of the scoring prompt: one image placeholder, then the text (docs/method.md, stage 2)."""
     return _user_messages(1, SCORE_PROMPT)
 
 

@@ -1,4 +1,4 @@
-"""Label files as users have them (issue 14), each on a small file written here: cut or short rows, non-numeric
+"""Label files as users have them, each on a small file written here: cut or short rows, non-numeric
 cells, UTF-8 / UTF-8 with BOM / UTF-16 with BOM, a blank line before the header, a web page saved as the label file,
 and the CSIQ text variants. Every failure is a ManifestError naming the file and line, never a KeyError."""
 

@@ -1,4 +1,4 @@
-"""The decoder contract (issue 14): whatever Pillow + transformers' processor accept, the native decoder accepts and
+"""The decoder contract: whatever Pillow + transformers' processor accept, the native decoder accepts and
 reproduces bit for bit; recovered warnings are returned and counted; strict=True refuses them. Every file here is
 written by the test itself, one per case met in public corpora."""
 

@@ -1,7 +1,7 @@
 """Readers for the label files of the eight standard IQA sets, in the layouts they are distributed in.
 
 One `DatasetSpec` per set (pyiqa-style per-dataset config: direction, scale, where the labels and images live, named
-subsets). Formats and directions are in DATASETS.md. The images stay on the user's disk; `load_dataset(name, root)`
+subsets). Formats and directions are in docs/datasets.md. The images stay on the user's disk; `load_dataset(name, root)`
 reads the label file under `root` and checks that every listed image exists.
 """
 

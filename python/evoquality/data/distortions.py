@@ -1,8 +1,8 @@
 """KADID-style graded distortions, 5 levels each, in numpy/scipy/Pillow (no OpenCV).
 
 Only the types whose level order agrees with human KADID-10k judgements on >= 92 % of pairs are offered
-(DATASETS.md); mean shift and contrast change are left out on purpose (not monotone in level), as are the weak
-types. Levels follow DATASETS.md where it gives parameters; where it does not, the parameters are ours and marked
+(docs/datasets.md); mean shift and contrast change are left out on purpose (not monotone in level), as are the weak
+types. Levels follow KADID-10k's parameters where known; where it does not, the parameters are ours and marked
 [decision] in `note`.
 
 Every function maps a uint8 (H, W, 3) RGB array to a uint8 array of the same shape. Randomness (noise fields,

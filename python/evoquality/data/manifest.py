@@ -1,4 +1,4 @@
-"""The one internal description of an IQA test set: a header plus one record per image (DATASETS.md).
+"""The one internal description of an IQA test set: a header plus one record per image (docs/datasets.md, "Manifests").
 
 Every reader (KonIQ's CSV, SPAQ's XLSX, LIVE Challenge's .mat, a user's JSON, the synthetic generator) produces a
 `Manifest`; evaluation only ever sees manifests. On disk it is JSONL: the first line is ``{"header": {...}}``, each

@@ -1,8 +1,8 @@
 """The synthetic benchmark: graded distortions of pristine photos, with the quality order known by construction.
 
-Within one (reference, type) the level order is the quality order (DATASETS.md); the evaluation L-, P- and D-tests
+Within one (reference, type) the level order is the quality order (docs/datasets.md); the evaluation L-, P- and D-tests
 use it. **Levels are ground truth for evaluation only** — the labelling stage may use `make_variants` to create
-same-content images, but never their levels as labels (METHOD.md).
+same-content images, but never their levels as labels (docs/method.md, "Rounds").
 
 Usage::
 
@@ -25,7 +25,7 @@ from evoquality.data.distortions import DISTORTIONS, LEVELS, distortion
 from evoquality.data.images import list_images
 from evoquality.data.manifest import Header, Manifest, ManifestError, Record
 
-# CC0 / public-domain photos bundled with scikit-image (no download; ENVIRONMENT.md). clock (already motion-blurred)
+# CC0 / public-domain photos bundled with scikit-image (they load with no download). clock (already motion-blurred)
 # and the motorcycle pair (no licence stated) are excluded. Grey ones are replicated to RGB.
 BUNDLED_REFERENCES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "camera", "coins", "brick",
                       "grass", "gravel")

@@ -80,7 +80,7 @@ def pairwise_accuracy(pred, target) -> float:
 
 
 def logistic4(x, b1, b2, b3, b4):
-    """f(x) = (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2 (DATASETS.md)."""
+    """f(x) = (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2 (docs/datasets.md, "Metrics")."""
     z = -(np.asarray(x, dtype=np.float64) - b3) / abs(b4)
     return (b1 - b2) / (1.0 + np.exp(np.clip(z, -700.0, 700.0))) + b2
 

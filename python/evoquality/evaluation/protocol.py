@@ -1,6 +1,6 @@
 """The evaluation protocol: which metric is computed on which items, with which direction and uncertainty.
 
-MOS sets (DATASETS.md "Metrics"): PLCC raw and after the logistic fit (separate fields; a failed fit is reported),
+MOS sets (docs/datasets.md, "Metrics"): PLCC raw and after the logistic fit (separate fields; a failed fit is reported),
 SRCC, KRCC, pairwise accuracy, bootstrap CIs that resample *groups* (all distortions of one reference together),
 and the size-weighted WAVG over sets. Lower-better sets (DMOS) are negated first, so a good model always scores
 positive correlations.

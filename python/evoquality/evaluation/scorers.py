@@ -1,7 +1,7 @@
 """Scorers: things that turn images into quality scores, each with a `higher_better` direction (pyiqa's convention).
 
 - `ReferenceScorer`: the download-free yardsticks (`psnr`, `ssim` need the pristine reference; `piqe` does not).
-- `ModelScorer`: a Qwen-VL policy asked the scoring prompt (METHOD.md): a greedy answer and the mean of N sampled
+- `ModelScorer`: a Qwen-VL policy asked the scoring prompt (docs/method.md): a greedy answer and the mean of N sampled
   answers per image, both parsed with `prompts.parse_score`. An answer that does not parse is NaN and counted,
   never replaced by a guess; an image that cannot be read is NaN and counted.
 

@@ -1,4 +1,4 @@
-"""Stage 1 of EvoQuality: pairwise majority-vote pseudo-labelling (METHOD.md), as a resumable, multi-process tool.
+"""Stage 1 of EvoQuality: pairwise majority-vote pseudo-labelling (docs/method.md), as a resumable, multi-process tool.
 
 Modules, one job each: `pool` (what images), `pairs` (which pairs), `images` (decode one image), `votes` (vote
 orders, requests, mapping answers back), `backends` / `vllm_backend` (generation), `store` (the round directory and

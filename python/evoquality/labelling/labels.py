@@ -1,4 +1,4 @@
-"""From stored votes to pseudo-labels (METHOD.md, stage 1, step 3) — and the reader the trainer uses.
+"""From stored votes to pseudo-labels (docs/method.md, "Stage 1", step 3) — and the reader the trainer uses.
 
 `labels.jsonl` holds one object per labelled pair::
 

@@ -1,4 +1,4 @@
-"""Pair sampling over an unlabelled image pool (METHOD.md, stage 1, step 1).
+"""Pair sampling over an unlabelled image pool (docs/method.md, "Stage 1", step 1).
 
 Pairs are drawn uniformly among the n·(n-1)/2 distinct unordered pairs, without replacement, then each pair's
 canonical order (which image is ``image_i``, the one p* refers to) is drawn by a fair coin: the pool's listing order
@@ -6,7 +6,7 @@ must not leak into the labels. Everything is a pure function of the seed, so a r
 pairs.
 
 Round 2 adds *same-content* pairs: an image and its synthetic variants form a group, and pairs are also drawn inside
-groups (METHOD.md, "Rounds"). `sample_pairs` takes those groups as lists of pool indices.
+groups (docs/method.md, "Rounds"). `sample_pairs` takes those groups as lists of pool indices.
 """
 
 from __future__ import annotations

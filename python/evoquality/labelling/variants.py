@@ -1,4 +1,4 @@
-"""Round-2 same-content variants (METHOD.md, "Rounds"): each pool image gets `count` synthetic distortions from
+"""Round-2 same-content variants (docs/method.md, "Rounds"): each pool image gets `count` synthetic distortions from
 `evoquality.data`'s generator, saved in the round directory and added to the pool; the image and its variants form
 one variant group, from which the round's `variant_pairs` are drawn.
 

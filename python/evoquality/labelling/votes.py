@@ -1,5 +1,5 @@
 """Votes of one pair: which order each vote shows the images in, the requests that ask for them, and how the
-answers map back to the canonical pair (METHOD.md, stage 1, step 2).
+answers map back to the canonical pair (docs/method.md, "Stage 1", step 2).
 
 Per pair, vote k shows ``image_j`` first when ``swapped[k]``. All votes with the same order share one request with
 n = their count, so a pair costs (at most) two prefills instead of K. Designs:

@@ -1,11 +1,11 @@
-"""Fidelity reward (METHOD.md Eq. 2-3) and the fused fidelity + group advantages of the training step.
+"""Fidelity reward (docs/method.md, paper Eq. 2-3) and the fused fidelity + group advantages of the training step.
 
 For image i with G sampled scores q_1..q_G (NaN/inf or `valid` False = a failed parse, an invalid sample):
     mu_i, var_i  = mean and unbiased variance over the valid samples of i
     p_k(i, j)    = Phi((q_k(i) - mu_j) / sqrt(var_i + var_j + gamma))                                  [Eq. 2]
     r_k(i)       = mean over usable partners j of sqrt(p*_ij p_k) + sqrt((1 - p*_ij)(1 - p_k))        [Eq. 3]
 
-Defined behaviour at the edges (our decisions, METHOD.md is silent):
+Defined behaviour at the edges (our decisions, the paper is silent):
 - statistics need >= 2 valid samples (MIN_VALID): an image with fewer gets NaN rewards for every rollout (its group
   advantage would be 0 anyway: TRL zeroes groups with < 2 valid rewards), and as a partner it is skipped;
 - an image with no usable partner gets NaN rewards (no signal, never an invented one); an invalid sample gets NaN;
@@ -25,7 +25,7 @@ from evoquality.ops import _checks
 from evoquality.ops.group_advantage import EPS_ADV, SCALES, group_advantages_ref
 from evoquality.ops.partners import Partners
 
-GAMMA = 1e-6  # as VisualQuality-R1 (METHOD.md)
+GAMMA = 1e-6  # [decision] as VisualQuality-R1 (docs/method.md)
 MIN_VALID = 2  # valid samples an image needs for a mean and an unbiased variance
 
 

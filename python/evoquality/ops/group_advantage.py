@@ -1,4 +1,4 @@
-"""Group-relative advantages (METHOD.md Eq. 4) with TRL 1.16's exact semantics.
+"""Group-relative advantages (docs/method.md, paper Eq. 4) with TRL 1.16's exact semantics.
 
 TRL (`GRPOTrainer._generate_and_score_completions`, sum_then_normalize, one reward function):
     mean_g = nanmean(r_g)                                  per group, always

@@ -2,7 +2,7 @@
 
 Stored CSR-style (what the kernels read): the partners of image i are ``indices[indptr[i]:indptr[i+1]]`` with labels
 ``p_star[indptr[i]:indptr[i+1]]``. Build it from a list of labelled pairs (both directions are added:
-p*_ji = 1 - p*_ij, METHOD.md "Batches are built from pairs") or from a dense (B, B) mask.
+p*_ji = 1 - p*_ij, docs/method.md "Stage 2": batches are built from pairs) or from a dense (B, B) mask.
 """
 
 from __future__ import annotations

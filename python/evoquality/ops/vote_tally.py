@@ -1,4 +1,4 @@
-"""Stage-1 vote tally: K sampled comparisons per pair -> counts and the pseudo-label p* (METHOD.md Stage 1, step 3).
+"""Stage-1 vote tally: K sampled comparisons per pair -> counts and the pseudo-label p* (docs/method.md "Stage 1", step 3).
 
 votes[m, k] is the answer as given to the comparison prompt: 0 = "the first image shown is better", 1 = "the second".
 swapped[m, k] is True when the pair (x_i, x_j) was shown as (x_j, x_i), so the canonical vote for x_i is

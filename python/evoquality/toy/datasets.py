@@ -6,9 +6,9 @@
     <run>/toy_report/heldout/                 held-out benchmark: images + manifest.jsonl with levels
 
 The evolution code receives only ``default_pool/pool.jsonl``. A group is one *distortion series* (one crop under one
-distortion type at five unknown levels): stage 1 draws its pairs inside groups (same-content pairs, METHOD.md
+distortion type at five unknown levels): stage 1 draws its pairs inside groups (same-content pairs, docs/method.md
 "Rounds"), so every pair has a defined better image for the report to check — but which one is never written where
-the evolution can read it. The truth lives in a separate folder that only `report.py` opens.
+the evolution can read it. The truth lives in a separate folder that only `report.py` and `controls.py` open (docs/toy.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 base model on the toy pool, with the held-out report before training and after every round.
 
 The evolution itself is the ordinary `training.rounds.evolve` on a pool manifest that holds images and series
-groups only; this driver calls it one round further at a time (a finished run extends, METHOD.md "Rounds") and
+groups only; this driver calls it one round further at a time (a finished run extends, docs/toy.md) and
 evaluates in between. Everything is resumable: finished rounds and finished report rows are not redone.
 """
 

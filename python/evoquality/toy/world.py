@@ -3,8 +3,8 @@ disjoint sets of photos — one for the warm-up that gives the toy base model it
 evolution pool, one for the held-out benchmark.
 
 A "content" is one 112 x 112 crop of a photo; its variants are the crop under each (type, level). Within one
-(content, type) the level order is the quality order (DATASETS.md's synthetic benchmark). Levels are ground truth
-for the warm-up labels and for *reporting*; the evolution pool is written without them (see `pool.py`).
+(content, type) the level order is the quality order (docs/datasets.md, the synthetic benchmark). Levels are ground truth
+for the warm-up labels and for *reporting*; the evolution pool is written without them (see `datasets.py`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stage 2 of EvoQuality (fidelity-reward GRPO on TRL) and the self-evolution round loop (METHOD.md).
+"""Stage 2 of EvoQuality (fidelity-reward GRPO on TRL) and the self-evolution round loop (docs/method.md).
 
 Modules, one job each: `config` (TrainConfig: paper defaults, YAML/JSON + CLI), `data` (labelled pairs, image
 store, the per-image dataset), `sampler` (pair-aware batches), `preprocess_cache` (each image preprocessed once per

@@ -1,7 +1,7 @@
 """Stage-2 training configuration: one dataclass, paper defaults, every field settable from a YAML/JSON file and the
 command line (precedence: defaults < file < CLI flags).
 
-The fields are ours (named after METHOD.md); `to_grpo_config` translates them into TRL's `GRPOConfig`, and
+The fields are ours (named after docs/method.md); `to_grpo_config` translates them into TRL's `GRPOConfig`, and
 `grpo_overrides` passes any other GRPOConfig field straight through for users who know TRL (never one that a field
 here decides, nor one our trainer replaces: that is an error).
 
@@ -37,7 +37,7 @@ def _f(default, help_text: str, **kw):
 
 @dataclass
 class TrainConfig:
-    # --- the method (METHOD.md, stage 2) ---
+    # --- the method (docs/method.md, stage 2) ---
     num_generations: int = _f(32, "G: sampled score rollouts per image [paper: G = K = 32].")
     images_per_step: int = _f(
         8, "Unique images per global generation batch; pairs are kept whole, so it must be even."

@@ -1,7 +1,7 @@
 """Each unique image is preprocessed once per step, not once per rollout and again for the training forward.
 
 TRL feeds the processor the generation batch row by row — every image G times — and then once more to build the
-forward pass's `pixel_values` (ENVIRONMENT.md: ~2G preprocessings per image per step). `CachedImageProcessor` wraps
+forward pass's `pixel_values` (TRL 1.16: ~2G preprocessings per image per step). `CachedImageProcessor` wraps
 the processor's image processor: images stamped with an id (`data.IMAGE_ID_KEY`) are resized/normalised/patchified
 once and their rows of `pixel_values` reused; unstamped images pass straight through. The trainer clears the cache at
 every generation batch, so memory stays bounded by one batch of unique images.

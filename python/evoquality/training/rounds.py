@@ -1,4 +1,4 @@
-"""Self-evolution rounds (METHOD.md "Rounds"): label with the current model -> train -> the evolved checkpoint
+"""Self-evolution rounds (docs/method.md "Rounds"): label with the current model -> train -> the evolved checkpoint
 labels the next round. Resumable at every stage: a crash or kill loses at most the work since the last commit of
 the stage it interrupted (stage 1 commits every vote batch, stage 2 every `save_steps`), and nothing finished is
 redone.

@@ -1,7 +1,7 @@
 """Pair-aware batches for stage 2: both images of every labelled pair land in the same generation batch.
 
 TRL's `RepeatSampler` draws prompts independently, so an image's partner is usually in another step and the
-fidelity reward (METHOD.md Eq. 3, a mean over the partners *present in the step*) would have nothing to compare to.
+fidelity reward (paper Eq. 3 in docs/method.md, a mean over the partners *present in the step*) would have nothing to compare to.
 This sampler packs whole, disjoint pairs into each batch of unique images and then reproduces RepeatSampler's
 layout exactly, which the rest of GRPOTrainer relies on:
 

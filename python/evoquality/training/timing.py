@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from typing import Callable, Iterator, Optional
 
-# The phases of one GRPO step (STYLE.md: sample -> score -> reward -> advantage -> loss -> step), in report order.
+# The phases of one GRPO step (the trainer is split by phase: sample -> score -> reward -> advantage -> loss -> step), in report order.
 PHASES = (
     "preprocess",  # image decode + processor (resize, normalise, patchify) + prompt tokenisation
     "generation",  # rollout sampling (HF generate or vLLM)

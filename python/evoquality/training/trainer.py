@@ -1,4 +1,4 @@
-"""Stage 2 (METHOD.md): GRPO with the fidelity reward, as a thin subclass of TRL 1.16's `GRPOTrainer`.
+"""Stage 2 (docs/method.md): GRPO with the fidelity reward, as a thin subclass of TRL 1.16's `GRPOTrainer`.
 
 TRL keeps what it does well — generation (HF or vLLM), the PPO-clip loss with the KL to the reference, DeepSpeed/FSDP,
 checkpoints, logging. We override eight private seams, pinned by `tests/training/test_trl_seams.py`:
