@@ -1,7 +1,7 @@
 """A tiny shared timing helper for the benchmarks: spread (p20/p50/p80), and where a number came from.
 
 Every benchmark row carries `environment()` (device, versions, commit) so numbers are only ever compared with
-numbers measured side by side in one run (STYLE.md habit 7). On CUDA, `time_fn` times with CUDA events around
+numbers measured side by side in one run (docs/benchmarks.md). On CUDA, `time_fn` times with CUDA events around
 each call (the kernel time as the stream sees it, launch overhead included); on CPU with perf_counter.
 """
 

@@ -2,11 +2,11 @@
 
     .venv/bin/python benchmarks/bench_fidelity.py [--images 256 --rollouts 32 --partners 8] [--out DIR]
 
-The ancestor (VisualQuality-R1, as METHOD.md describes it) computes the reward in a triple Python loop over
+The ancestor (VisualQuality-R1, as docs/method.md describes it) computes the reward in a triple Python loop over
 (image, rollout, partner) on 0-d tensors: about ten tiny tensor ops per triple and a host sync (`.item()`) per value.
 `ancestor_fidelity_loop` reproduces that faithfully (same formula, Eq. 2-3, all samples valid: the ancestor
 substitutes random scores for parse failures, so it has no invalid samples). Both paths are checked to agree before
-anything is timed. Issue 3 target on CPU at B = 256, G = 32, 8 partners: reference >= 1000x faster than the loop.
+anything is timed. Target on CPU at B = 256, G = 32, 8 partners: reference >= 1000x faster than the loop.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ load hits them alike):
 - native-approx:      the same with approx=True (JPEG DCT-domain downscale first);
 - native-uint8:       exact pixels in the compact uint8 layout (normalise on the GPU).
 Python contenders use T threads by splitting the batch into T chunks (Pillow releases the GIL while decoding and
-resizing); the native ones pass num_threads=T. Cases follow issue 4: JPEG 3000x2000 and 1024x768 at max_pixels
+resizing); the native ones pass num_threads=T. Cases: JPEG 3000x2000 and 1024x768 at max_pixels
 1,003,520 and 200,704, PNG 1024x768. Also reported: normalise+patchify time per output megapixel, peak memory over
 the output size, and the approximate mode's error in LSB. Writes DIR/bench_image_pipeline.{json,md} after every
 case (a run cut short keeps what it measured), with device, versions, commit and p20/p50/p80 images/s.
@@ -105,7 +105,7 @@ def _contenders(max_pixels: int) -> tuple[dict, dict]:
         tv = Qwen2VLImageProcessor(max_pixels=max_pixels)
         tv([Image.new("RGB", (56, 56))])
         out["transformers-torchvision"] = via(tv)
-    except Exception as exc:  # torchvision does not import beside CPU torch on PyPI (ENVIRONMENT.md)
+    except Exception as exc:  # PyPI's torchvision fails to import beside the CPU torch ("operator torchvision::nms does not exist")
         missing["transformers-torchvision"] = f"{type(exc).__name__}: {str(exc)[:120]}"
     out["pillow-numpy"] = lambda blobs, t, pool: _threaded(
         lambda c: preprocess_ref(c, max_pixels=max_pixels), blobs, t, pool)

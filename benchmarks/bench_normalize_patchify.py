@@ -1,4 +1,4 @@
-"""Normalise + patchify alone (issue 4's "<= 3 ms per output megapixel"), and its peak memory over the output size.
+"""Normalise + patchify alone (target: <= 3 ms per output megapixel), and its peak memory over the output size.
 
     python benchmarks/bench_normalize_patchify.py --out DIR [--repeats 40] [--baseline PATH/_native*.so]
 

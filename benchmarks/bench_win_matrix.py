@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_win_matrix.py [--images 2000 --samples 32 --pairs 20000] [--out DIR]
 
-Issue 3 target on CPU: N = 2,000 images x K = 32 samples in < 2 s. Scores are rounded to 2 decimals in [1, 5]
+Target on CPU: N = 2,000 images x K = 32 samples in < 2 s. Scores are rounded to 2 decimals in [1, 5]
 (as parsed from the model, so ties are frequent) with 5 % invalid samples. A spot check against the definition
 (brute force on a subset of images) runs before timing.
 """

@@ -12,7 +12,7 @@ Checks: fp32 and bf16 inputs; the float64 reference is computed from the same (u
 Timings: p20/p50/p80 with CUDA events, launch overhead included (what a training step pays). The ancestor loop
 does ~10 launches and a host sync per (image, rollout, partner) triple, so it is timed on a subset of images and
 extrapolated linearly in the triple count; such rows say "extrapolated".
-Issue 3 targets (one H100): fused fidelity + advantages at 512 images x 32 rollouts x 8 partners <= 50 us and >= 10x
+Targets (one H100): fused fidelity + advantages at 512 images x 32 rollouts x 8 partners <= 50 us and >= 10x
 the torch reference; win matrix 10,000 images x 32 samples <= 50 ms.
 """
 

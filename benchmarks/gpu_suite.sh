@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check: one unattended script for one H100/H200 with no network (issue 9). Budget: <= 8 minutes.
+# The GPU check: one unattended script for one H100/H200 with no network. Budget: <= 8 minutes.
 #
 #   bash benchmarks/gpu_suite.sh OUT_DIR
 #

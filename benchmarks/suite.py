@@ -96,7 +96,7 @@ def spread(p20: float, p50: float, p80: float, reps: Optional[int] = None) -> di
 def fidelity(ctx: Context) -> list[dict]:
     import bench_fidelity
 
-    b, g, p = 256, 32, 8  # issue 3's CPU target shape; --quick times the loop on 1/8 of its triples
+    b, g, p = 256, 32, 8  # the CPU target shape (docs/benchmarks.md); --quick times the loop on 1/8 of its triples
     argv = ["--images", str(b), "--rollouts", str(g), "--partners", str(p), "--out", str(ctx.raw)]
     r = bench_fidelity.main(argv + (["--loop-triples", str(b * g * p // 8)] if ctx.quick else []))
     loop = r["ancestor_loop"]
