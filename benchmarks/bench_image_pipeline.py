@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="directory for the JSON and markdown results")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--rounds", type=int, default=15, help="round-robin rounds per case (>= 15 for the issue)")
+    parser.add_argument("--rounds", type=int, default=15, help="round-robin rounds per case (>= 15 for a recorded result)")
     parser.add_argument("--time-budget", type=float, default=100.0,
                         help="seconds; cases not started by then are listed as skipped")
     parser.add_argument("--cases", nargs="+", default=[c[0] for c in CASES], choices=[c[0] for c in CASES])

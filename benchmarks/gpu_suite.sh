@@ -92,7 +92,7 @@ run_if() {  # run_if SCRIPT NAME TIMEOUT ARGS...: the stage only exists once its
   if [ -f "$script" ]; then stage "$name" "$limit" "$PY" "$script" --out "$RESULTS/$name" "$@"
   else echo "| $name | skipped: $script not present | |" >>"$SUMMARY.stages"; fi
 }
-# In order of what the issues need most, so a spent budget cuts the least important.
+# Most important first, so a spent budget cuts the least important.
 run_if benchmarks/gpu_kernels.py kernels 110 --budget-s 80
 run_if benchmarks/bench_train_step.py train_step_3b 170 --config 3b --images 16 --rollouts 8 --max-new-tokens 128 \
   --steps 2

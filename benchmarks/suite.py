@@ -134,7 +134,7 @@ def win_matrix(ctx: Context) -> list[dict]:
     n, k, m = (1000, 32, 20000) if ctx.quick else (2000, 32, 20000)
     r = bench_win_matrix.main(["--images", str(n), "--samples", str(k), "--pairs", str(m), "--reps", "3",
                                "--out", str(ctx.raw)])
-    # No anchor: nothing older computes the all-pairs matrix; the target is the yardstick.
+    # No anchor: nothing older computes the all-pairs matrix; its absolute target (docs/benchmarks.md) is the yardstick.
     return [*side_by_side("win_matrix", f"N={n} K={k} all pairs", {"torch-reference": r["all_pairs"]}, anchor=None,
                           work=n * n, unit="pairs/s", notes={"torch-reference": "target < 2 s at N=2000 K=32"}),
             *side_by_side("win_matrix(pairs)", f"N={n} K={k} M={m}", {"torch-reference": r["pair_list"]},
@@ -242,7 +242,7 @@ def labelling(ctx: Context) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------------ training
-# What each measured phase holds (evoquality.training.timing.PHASES), in the words where they differ.
+# What each measured phase holds (evoquality.training.timing.PHASES), in plain words where they differ.
 PHASE_NOTES = {
     "preprocess": "preprocessing: image decode + processor + prompt tokenisation",
     "generation": "rollout sampling",

@@ -22,7 +22,7 @@ def native_patchify_isa() -> str:
     ext = _backend.native_extension()
     return ext.patchify_isa() if ext is not None else "scalar"
 
-# Tolerance of the issue: max |delta| <= 1e-6 against the PIL backend (the implementation is bit-exact; 0 is asserted
+# Required tolerance: max |delta| <= 1e-6 against the PIL backend (the implementation is bit-exact; 0 is asserted
 # where the computation is the same float32 arithmetic).
 PIXEL_ATOL = 1e-6
 

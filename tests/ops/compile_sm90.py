@@ -1,4 +1,5 @@
-"""Compile every kernel variant the wrappers launch at the issue's sizes for sm_90 (H100), without a GPU.
+"""Compile every kernel variant the wrappers launch at the GPU target sizes (docs/benchmarks.md) for sm_90 (H100),
+without a GPU.
 
 The interpreter runs kernels as numpy and misses what only the compiler checks (loop-carried types, layouts,
 register pressure). Triton can compile ahead of time for a named target with no driver: this script does, to
@@ -30,7 +31,7 @@ def variants():
         "scores_ptr": "*fp32", "valid_ptr": "*u8", "indptr_ptr": "*i64", "indices_ptr": "*i64", "pstar_ptr": "*fp32",
         "rewards_ptr": "*fp32", "adv_ptr": "*fp32", "G": "i32", "stride_s": "i32", "gamma": "fp32", "eps": "fp32",
     }
-    # every block shape the issue's sizes produce, with the training step's flags ...
+    # every block shape the target sizes produce, with the training step's flags ...
     for b, g in [(64, 8), (256, 32), (512, 32), (1024, 32), (7, 5), (3, 1)]:
         for partners in (1, 8, b - 1):
             cfg = fidelity.config(b, g, b * partners)

@@ -89,7 +89,7 @@ def test_complementary_where_both_valid(provider):
 
 
 def test_cpu_reference_handles_the_issue_size_quickly():
-    """N = 2,000 images x K = 32 samples (the issue's CPU target is < 2 s; timed in benchmarks/bench_win_matrix.py)."""
+    """N = 2,000 images x K = 32 samples (the CPU target is < 2 s; timed in benchmarks/bench_win_matrix.py)."""
     scores = torch.round(torch.rand(2000, 32, generator=torch.Generator().manual_seed(1)) * 400) / 100
     with _backend.force_provider("torch"):  # conftest's TRITON_INTERPRET would route CPU tensors to the interpreter
         p = win_matrix(scores)
