@@ -1,8 +1,9 @@
 """The toy world of the embedded default: disjoint photo sets, a pool that says nothing about quality, a truth the
-evolution never opens, and the report's label metrics checked by hand."""
+evolution never opens, the report's label metrics checked by hand, and its figure."""
 
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -202,3 +203,26 @@ def test_heldout_benchmark_written_under_a_relative_run_dir_resolves(tmp_path, m
     Path(manifest.image_path(manifest.records[0])).unlink()
     with pytest.raises(RuntimeError, match="1 of 600 images could not be read"):
         report.heldout_metrics(SHIPPED, "run", n_samples=1)
+
+
+def test_metrics_figure_plots_each_metric_over_integer_rounds(tmp_path):
+    nan = float("nan")
+    rows = [{"model": "base", "srcc": 0.2, "pair_acc": 0.6, "pseudo_acc": 0.65, "vote_acc": None},
+            {"model": "round 1", "srcc": 0.3, "pair_acc": 0.62, "pseudo_acc": 0.7, "vote_acc": nan},
+            {"model": "round 2", "srcc": 0.35, "pair_acc": 0.64}]  # the last model votes for no further round
+    (ax,) = report.metrics_figure(rows).axes
+    lines = {line.get_label(): line for line in ax.lines}
+    assert list(lines) == ["held-out SRCC (mean of N)", "held-out pair acc", "pseudo-label acc"]  # no all-gap line
+    assert list(lines["held-out SRCC (mean of N)"].get_ydata()) == [0.2, 0.3, 0.35]
+    assert list(lines["held-out pair acc"].get_ydata()) == [0.6, 0.62, 0.64]
+    assert lines["pseudo-label acc"].get_ydata()[:2].tolist() == [0.65, 0.7]
+    assert math.isnan(lines["pseudo-label acc"].get_ydata()[2])
+    assert all(list(line.get_xdata()) == [0, 1, 2] and line.get_marker() == "o" for line in ax.lines)
+    assert list(ax.get_xticks()) == [0, 1, 2]
+    assert ax.get_title() == "Toy self-evolution: metrics per round"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(lines)
+    with pytest.raises(ValueError, match="rows must hold at least the base model's row, got none"):
+        report.metrics_figure([])
+    folder = report.write_report(tmp_path, rows)
+    assert (folder / "metrics.png").read_bytes().startswith(b"\x89PNG")
+    assert (folder / "metrics.pdf").read_bytes().startswith(b"%PDF-")

@@ -1,14 +1,16 @@
-"""Human-readable outputs of an evaluation: markdown tables and a scatter plot per dataset.
+"""Human-readable outputs of an evaluation: markdown tables and figures (a scatter plot per dataset; the helpers
+behind every figure of a run).
 
-Tables state the subset and n beside every number (papers disagree on subsets, e.g. CSIQ 750 vs 866). The scatter
-plot is drawn with Pillow's ImageDraw, so plotting adds no dependency (matplotlib is not required).
+Tables state the subset and n beside every number (papers disagree on subsets, e.g. CSIQ 750 vs 866). Figures are
+matplotlib Figures on the headless Agg canvas, written as PNG (screens) and PDF (papers) side by side; matplotlib is
+imported only when a figure is drawn, so `import evoquality` stays light.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -89,68 +91,79 @@ def markdown_tables(datasets: Sequence[dict], wavg_rows: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# --- scatter plot with Pillow ------------------------------------------------------------------------------------
+# --- figures ------------------------------------------------------------------------------------------------------
 
-_W, _H, _L, _R, _T, _B = 560, 420, 70, 20, 40, 55  # canvas and margins (px)
-
-
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if hi <= lo:
-        return [lo]
-    raw = (hi - lo) / n
-    step = 10 ** math.floor(math.log10(raw))
-    step *= next(m for m in (1, 2, 2.5, 5, 10) if step * m >= raw)
-    start = math.ceil(lo / step) * step
-    return [start + i * step for i in range(int((hi - start) / step + 1e-9) + 1)]
+FIGSIZE = (5.6, 4.2)  # inches; the PDF is vector, the PNG is FIGSIZE x PNG_DPI = 560 x 420 px
+PNG_DPI = 100
+FIGURE_SUFFIXES = (".png", ".pdf")
+# No creation date or software stamp: redrawing the same data writes the same bytes (figures are committed).
+_METADATA = {".png": {"Software": None}, ".pdf": {"CreationDate": None}}
 
 
-def scatter_png(path, x, y, *, title: str, xlabel: str, ylabel: str, groups: Optional[Sequence] = None) -> Path:
-    """Write a scatter plot of y against x (both (N,), NaNs dropped) to `path` (PNG). Colours follow `groups`."""
-    from PIL import Image, ImageDraw, ImageFont
+def new_figure(figsize=FIGSIZE):
+    """A matplotlib Figure on the Agg canvas, with constrained layout. pyplot is never imported: its global figure
+    registry would keep every figure alive, and its backend selection may pick a GUI toolkit on a workstation."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path) -> list[Path]:
+    """Write `fig` as `path` with each of FIGURE_SUFFIXES (its own suffix replaced). Returns the paths, PNG first."""
+    import matplotlib
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    # TrueType (Type 42) fonts in the PDF: publishers reject the default Type 3 fonts.
+    with matplotlib.rc_context({"pdf.fonttype": 42}):
+        for suffix in FIGURE_SUFFIXES:
+            target = path.with_suffix(suffix)
+            fig.savefig(target, dpi=PNG_DPI, metadata=_METADATA[suffix])
+            written.append(target)
+    return written
+
+
+def round_axis(ax, n_rounds: int) -> None:
+    """x axis of a per-round figure: one integer tick per round 0 .. n_rounds - 1 (round 0 = the base model)."""
+    if n_rounds < 1:
+        raise ValueError(f"n_rounds must be >= 1, got {n_rounds}")
+    ax.set_xticks(range(n_rounds))
+    ax.set_xlim(-0.3, n_rounds - 0.7)
+    ax.set_xlabel("round (0 = base model)")
+
+
+def scatter_figure(x, y, *, title: str, xlabel: str, ylabel: str, groups: Optional[Sequence] = None,
+                   curve: Optional[Callable[[np.ndarray], np.ndarray]] = None, curve_label: str = ""):
+    """Scatter plot of y against x (both (N,); a pair with a NaN is dropped), one colour per value of `groups`,
+    with `curve` (x -> y, e.g. the fitted logistic) drawn over the range of x."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"x and y must be 1-D of equal length, got {x.shape} and {y.shape}")
+    if groups is not None and len(groups) != len(x):
+        raise ValueError(f"groups must have one entry per point ({len(x)}), got {len(groups)}")
     keep = np.isfinite(x) & np.isfinite(y)
-    labels = np.asarray(groups, dtype=object)[keep] if groups is not None else None
-    x, y = x[keep], y[keep]
-    img = Image.new("RGB", (_W, _H), "white")
-    draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
-    draw.text((_L, 12), title, fill="black", font=font)
-    legend_w = 140 if labels is not None else 0  # the legend sits right of the frame, never over points
-    x0, x1, y0, y1 = _L, _W - _R - legend_w, _H - _B, _T
-    draw.rectangle((x0, y1, x1, y0), outline="black")
-    if len(x):
-        xlo, xhi = float(x.min()), float(x.max())
-        ylo, yhi = float(y.min()), float(y.max())
-        xpad, ypad = (xhi - xlo) * 0.05 or 0.5, (yhi - ylo) * 0.05 or 0.5
-        xlo, xhi, ylo, yhi = xlo - xpad, xhi + xpad, ylo - ypad, yhi + ypad
-        px = lambda v: x0 + (v - xlo) / (xhi - xlo) * (x1 - x0)  # noqa: E731
-        py = lambda v: y0 - (v - ylo) / (yhi - ylo) * (y0 - y1)  # noqa: E731
-        for t in _ticks(xlo, xhi):
-            draw.line((px(t), y0, px(t), y0 + 4), fill="black")
-            draw.text((px(t) - 12, y0 + 6), f"{t:g}", fill="black", font=font)
-        for t in _ticks(ylo, yhi):
-            draw.line((x0 - 4, py(t), x0, py(t)), fill="black")
-            draw.text((8, py(t) - 6), f"{t:g}", fill="black", font=font)
-        palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-        colour_of = {}
-        if labels is not None:
-            for g in labels:
-                colour_of.setdefault(g, palette[len(colour_of) % len(palette)])
-        for i, (a, b) in enumerate(zip(x, y)):
-            c = colour_of[labels[i]] if labels is not None else palette[0]
-            draw.ellipse((px(a) - 2.5, py(b) - 2.5, px(a) + 2.5, py(b) + 2.5), outline=c, fill=c)
-        for k, (g, c) in enumerate(colour_of.items()):
-            ly = y1 + 12 * k
-            draw.ellipse((x1 + 10, ly + 2, x1 + 16, ly + 8), outline=c, fill=c)
-            draw.text((x1 + 22, ly), str(g)[:20], fill="black", font=font)
+    fig = new_figure()
+    ax = fig.add_subplot()
+    if groups is None:
+        ax.scatter(x[keep], y[keep], s=12, alpha=0.7, linewidths=0)
     else:
-        draw.text((x0 + 10, y1 + 10), "no scored items", fill="black", font=font)
-    draw.text(((x0 + x1) // 2 - 3 * len(xlabel), _H - 20), xlabel, fill="black", font=font)
-    draw.text((8, 22), ylabel, fill="black", font=font)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
+        labels = np.asarray([str(g) for g in groups], dtype=object)
+        for g in dict.fromkeys(labels[keep]):
+            chosen = keep & (labels == g)
+            ax.scatter(x[chosen], y[chosen], s=12, alpha=0.7, linewidths=0, label=g)
+    if curve is not None and keep.any():
+        grid = np.linspace(x[keep].min(), x[keep].max(), 200)
+        ax.plot(grid, curve(grid), color="black", linewidth=1.5, label=curve_label)
+    if not keep.any():
+        ax.text(0.5, 0.5, "no scored items", transform=ax.transAxes, ha="center", va="center")
+    ax.set_title(title, fontsize="medium")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[1]:
+        ax.legend(fontsize="small", loc="best")
+    return fig

@@ -6,9 +6,9 @@
 Each ``--dataset`` may be followed by its own ``--root``, ``--subset`` and ``--label-file``; ``--dataset synthetic``
 without ``--root`` builds the default synthetic benchmark under OUT/synthetic first. Outputs under --out:
 ``results.json`` (every metric, CI, parse-failure rate, settings), ``results.md`` (one row per dataset and scorer,
-plus WAVG, with subset and n), ``scatter_<dataset>.png`` (prediction vs MOS, or vs level for synthetic sets) and
-``predictions_<dataset>.jsonl`` (per image). The model is scored greedily and with the mean of N samples
-(METHOD.md "Evaluation protocol"); without --model only the classical rows are computed.
+plus WAVG, with subset and n), ``scatter_<dataset>.png`` and ``.pdf`` (prediction vs MOS with the fitted logistic,
+or vs level for synthetic sets) and ``predictions_<dataset>.jsonl`` (per image). The model is scored greedily and
+with the mean of N samples (METHOD.md "Evaluation protocol"); without --model only the classical rows are computed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from evoquality.data import Manifest, load_dataset
-from evoquality.evaluation import protocol, report
+from evoquality.evaluation import metrics, protocol, report
 from evoquality.evaluation.scorers import REFERENCE_SCORERS, ModelScorer, ScoreResult, failure_rates
 
 REFERENCE_LABELS = {"psnr": "PSNR (oracle)", "ssim": "SSIM (oracle)", "piqe": "PIQE"}
@@ -105,19 +105,29 @@ def _scatter(out_dir: Path, m: Manifest, entry: dict, preds: dict) -> Optional[P
     key = _main_prediction(preds)
     if key is None:
         return None
+    row = entry["rows"][REFERENCE_LABELS.get(key, key)]
+
+    def stat(k: str, name: str) -> str:
+        return f"{name} " + ("—" if row.get(k) is None or math.isnan(row[k]) else f"{row[k]:.3f}")
+
+    x, curve = preds[key], None
     if m.has_mos:
         y = np.array([np.nan if r.mos is None else r.mos for r in m.records])
         ylabel = "MOS" if m.header.higher_better else "DMOS (lower = better)"
-        srcc = entry["rows"][REFERENCE_LABELS.get(key, key)].get("srcc")
-        stat = f"SRCC {srcc:.3f}" if srcc is not None and not math.isnan(srcc) else "SRCC —"
+        stats = f"{stat('srcc', 'SRCC')}, {stat('plcc', 'PLCC')}"
+        # The curve maps the raw prediction to the raw MOS (the table's PLCC (logistic) fits the signed pair).
+        keep = np.isfinite(x) & np.isfinite(y)
+        fit = metrics.fit_logistic4(x[keep], y[keep]) if keep.sum() >= 5 else None
+        curve = fit if fit is not None and fit.ok else None
     else:
         y = np.array([np.nan if r.level is None else r.level for r in m.records], dtype=float)
-        ylabel, stat = "distortion level (0 = pristine)", ""
+        ylabel, stats = "distortion level (0 = pristine)", stat("l_test", "L-test")
     groups = [r.dist_type or "pristine" for r in m.records] if not m.has_mos else None
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in m.name)
-    title = f"{m.name} ({m.header.subset}, n={len(m)}): {key} {stat}"
-    return report.scatter_png(out_dir / f"scatter_{safe}.png", preds[key], y, title=title, xlabel=f"prediction ({key})",
-                              ylabel=ylabel, groups=groups)
+    title = f"{m.name} ({m.header.subset})\n{key}: {stats}, n = {row.get('n_scored', len(m))}"
+    fig = report.scatter_figure(x, y, title=title, xlabel=f"prediction ({key})", ylabel=ylabel, groups=groups,
+                                curve=curve, curve_label="4-parameter logistic fit")
+    return report.save_figure(fig, out_dir / f"scatter_{safe}")[0]
 
 
 def wavg_rows(entries: Sequence[dict]) -> list[dict]:

@@ -17,8 +17,6 @@ import math
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
 from evoquality.toy import datasets
 
 HELDOUT_SAMPLES = 8        # N sampled scores per held-out image (plus the greedy answer)
@@ -143,23 +141,38 @@ def table(rows: list[dict]) -> str:
     return "\n".join([head, sep, *body])
 
 
+_PLOTTED = (("srcc", "held-out SRCC (mean of N)"), ("pair_acc", "held-out pair acc"),
+            ("pseudo_acc", "pseudo-label acc"), ("vote_acc", "single-vote acc"))
+
+
+def metrics_figure(rows: list[dict]):
+    """One line per metric of `_PLOTTED` over the rounds (row t = checkpoint t; a missing value is a gap)."""
+    from evoquality.evaluation.report import new_figure, round_axis
+
+    if not rows:
+        raise ValueError("rows must hold at least the base model's row, got none")
+    fig = new_figure()
+    ax = fig.add_subplot()
+    for key, label in _PLOTTED:
+        values = [math.nan if row.get(key) is None else float(row[key]) for row in rows]
+        if not all(math.isnan(v) for v in values):
+            ax.plot(range(len(rows)), values, marker="o", label=label)
+    round_axis(ax, len(rows))
+    ax.set_title("Toy self-evolution: metrics per round")
+    ax.set_ylabel("value")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    return fig
+
+
 def write_report(run_dir, rows: list[dict], settings: Optional[dict] = None) -> Path:
-    """report.json / report.md / metrics.png under <run>/toy_report (rewritten after every round)."""
-    from evoquality.evaluation.report import scatter_png
+    """report.json / report.md / metrics.png + .pdf under <run>/toy_report (rewritten after every round)."""
+    from evoquality.evaluation.report import save_figure
     from evoquality.labelling.store import atomic_write_text
 
     folder = Path(run_dir) / datasets.REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / REPORT_JSON, json.dumps({"rows": rows, "settings": settings or {}}, indent=2))
     atomic_write_text(folder / REPORT_MD, __doc__.split("\n\n")[1].replace("\n", " ") + "\n\n" + table(rows) + "\n")
-    xs, ys, groups = [], [], []
-    for t, row in enumerate(rows):
-        for key in ("srcc", "pair_acc", "pseudo_acc", "vote_acc"):
-            value = row.get(key)
-            if value is not None and not math.isnan(value):
-                xs.append(t)
-                ys.append(value)
-                groups.append(key)
-    scatter_png(folder / REPORT_PNG, np.asarray(xs, float), np.asarray(ys, float), groups=groups,
-                title="toy self-evolution: metrics per round", xlabel="round (0 = base model)", ylabel="value")
+    save_figure(metrics_figure(rows), folder / REPORT_PNG)
     return folder
