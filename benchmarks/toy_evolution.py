@@ -13,7 +13,9 @@ wall times are then not those of a run alone).
 
 Writes DIR/toy_evolution.json and .md: per variant the median over seeds (and every seed) of held-out SRCC before
 training and after each round, the gain of each round, pairwise accuracy, the accuracy of the labels each round
-trained on, and wall time; and how much of the oracle's gain each label-free variant keeps.
+trained on, and wall time; and how much of the oracle's gain each label-free variant keeps. DIR/toy_evolution.png
+and .pdf plot held-out SRCC per round per variant (median, seeds' min-max); `--figure-only` redraws them from an
+existing DIR/toy_evolution.json without running anything.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import cpu_model, git_commit, versions  # noqa: E402
+
+from evoquality.evaluation.report import new_figure, round_axis, save_figure  # noqa: E402
 
 EVOLVE = ["-m", "evoquality", "evolve"]
 CONTROL = ["-m", "evoquality.toy.controls", "--control"]
@@ -108,6 +112,36 @@ def markdown(summary: list[dict], rounds: int, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def srcc_figure(results: list[dict]):
+    """Held-out SRCC per round, one line per variant through the median over its seeds, error bars from the lowest to
+    the highest seed. Variants sit side by side (a small x offset each) so that their bars do not hide each other."""
+    runs = {}
+    for r in results:
+        if "rows" in r:
+            runs.setdefault(r["variant"], []).append(r["rows"])
+    if not runs:
+        raise ValueError("results must hold at least one finished run, got none")
+    fig = new_figure()
+    ax = fig.add_subplot()
+    width = 0.3 / max(len(runs) - 1, 1)
+    for i, (variant, seeds) in enumerate(runs.items()):
+        rounds = range(max(len(rows) for rows in seeds))
+        per_round = [[rows[t]["srcc"] for rows in seeds if len(rows) > t and rows[t].get("srcc") is not None]
+                     for t in rounds]
+        median = [statistics.median(v) for v in per_round]
+        spread = [[m - min(v) for m, v in zip(median, per_round)], [max(v) - m for m, v in zip(median, per_round)]]
+        x = [t + (i - (len(runs) - 1) / 2) * width for t in rounds]
+        label = f"{variant} ({len(seeds)} seed{'s' * (len(seeds) > 1)})"
+        ax.errorbar(x, median, yerr=spread, marker="o", capsize=3, label=label)
+    round_axis(ax, max(len(rows) for seeds in runs.values() for rows in seeds))
+    ax.set_title("Toy self-evolution: held-out SRCC per round\n(median over seeds, bars: lowest to highest seed)",
+                 fontsize="medium")
+    ax.set_ylabel("held-out SRCC (mean of N)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    return fig
+
+
 def _variant(text: str) -> tuple[str, Optional[int]]:
     name, _, rounds = text.partition(":")
     if name not in VARIANTS or (rounds and not rounds.isdigit()):
@@ -123,9 +157,15 @@ def main(argv=None) -> int:
                    help=f"from {list(VARIANTS)}, each optionally with its own rounds (name:rounds)")
     p.add_argument("--rounds", type=int, default=2, help="rounds of a variant without its own")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (each with one thread when > 1)")
+    p.add_argument("--figure-only", action="store_true",
+                   help="redraw toy_evolution.png/.pdf from OUT/toy_evolution.json, run nothing")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="further `evoquality evolve` flags (after --)")
     args = p.parse_args(argv)
     extra = [a for a in args.extra if a != "--"]
+    if args.figure_only:
+        runs = json.loads((args.out / "toy_evolution.json").read_text())["runs"]
+        print("\n".join(map(str, save_figure(srcc_figure(runs), args.out / "toy_evolution"))))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     plan = [(name, rounds or args.rounds, seed) for name, rounds in args.variants for seed in args.seeds]
     max_rounds = max(r for _, r, _ in plan)
@@ -148,6 +188,8 @@ def main(argv=None) -> int:
             (args.out / "toy_evolution.json").write_text(json.dumps({"meta": meta, "summary": summary,
                                                                      "runs": results}, indent=2))
             (args.out / "toy_evolution.md").write_text(markdown(summary, max_rounds, meta))
+            if any("rows" in r for r in results):
+                save_figure(srcc_figure(results), args.out / "toy_evolution")
     print((args.out / "toy_evolution.md").read_text())
     return 0
 

@@ -1,6 +1,7 @@
 """benchmarks/toy_evolution.py's summary: per-round gains over seeds, the accuracy of the labels each round trained
 on, and the share of the oracle's gain each variant keeps (the runs themselves take minutes; see the README)."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -42,3 +43,29 @@ def test_summary_gains_label_accuracy_and_share_of_the_oracle():
     md = toy_evolution.markdown(list(summary.values()), 2, {"device": "cpu", "commit": "abc", "extra_flags": []})
     assert "| default | 1,2,3 | 0.200 | 0.280 | 0.330 | 0.080 (+0.100, +0.060, +0.080) |" in md
     assert "| 40 % |" in md
+
+
+def test_srcc_figure_median_line_and_seed_spread(tmp_path):
+    results = [
+        _run("default", 1, [0.2, 0.3, 0.35], [0.65, 0.66]),
+        _run("default", 2, [0.2, 0.26, 0.33], [0.64, 0.70]),
+        _run("default", 3, [0.2, 0.28, 0.29], [0.66, 0.68]),
+        {"variant": "oracle", "seed": 2, "error": "exit 1"},  # a failed run draws nothing
+        _run("k1", 1, [0.2, 0.27], [0.6]),  # one round
+    ]
+    (ax,) = toy_evolution.srcc_figure(results).axes
+    default, k1 = ax.containers
+    line, _, (bars,) = default.lines
+    assert line.get_ydata().tolist() == pytest.approx([0.2, 0.28, 0.33])  # medians over the three seeds
+    assert [round(x, 6) for x in line.get_xdata()] == [-0.15, 0.85, 1.85]  # side by side, left of the round
+    # one bar per round from the lowest to the highest seed
+    assert [sorted(seg[:, 1].tolist()) for seg in bars.get_segments()] == [pytest.approx(v) for v in
+                                                                           ([0.2, 0.2], [0.26, 0.3], [0.29, 0.35])]
+    assert k1.lines[0].get_ydata().tolist() == pytest.approx([0.2, 0.27])
+    assert list(ax.get_xticks()) == [0, 1, 2]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["default (3 seeds)", "k1 (1 seed)"]
+    with pytest.raises(ValueError, match="results must hold at least one finished run, got none"):
+        toy_evolution.srcc_figure(results[3:4])
+    (tmp_path / "toy_evolution.json").write_text(json.dumps({"runs": results}))
+    assert toy_evolution.main(["--out", str(tmp_path), "--figure-only"]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {"toy_evolution.json", "toy_evolution.png", "toy_evolution.pdf"}
