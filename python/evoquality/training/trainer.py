@@ -31,7 +31,9 @@ from typing import Optional, Union
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl import GRPOTrainer
 from trl.trainer.grpo_trainer import gather_object
 
@@ -46,6 +48,8 @@ from evoquality.training.sampler import PairAwareSampler
 from evoquality.training.timing import PhaseTimer
 
 SCORE_QUANTILES = (0.1, 0.5, 0.9)
+# The figures the console shows after each log (metrics.jsonl and --report-to trackers get every logged value).
+CONSOLE_FIGURES = (("fidelity/reward_mean", "reward"), ("fidelity/parse_failure_rate", "parse fail"), ("kl", "KL"))
 
 
 def fidelity(*args, **kwargs):
@@ -137,6 +141,29 @@ class MetricsJsonlCallback(TrainerCallback):
             f.write(json.dumps({"step": state.global_step, **logs}, default=float) + "\n")
 
 
+class ConsoleProgressCallback(ProgressCallback):
+    """transformers' progress bar with CONSOLE_FIGURES as its postfix, in place of the whole log dict that
+    `ProgressCallback` (or, with `disable_tqdm`, `PrinterCallback`) prints every `logging_steps`. With `disable_tqdm`
+    the bar is off and the figures are printed as one short line per log."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:  # ProgressCallback's bar, which may be off
+            self.training_bar = tqdm(total=state.max_steps, dynamic_ncols=True, disable=args.disable_tqdm)
+        self.current_step = 0
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or self.training_bar is None or not logs:
+            return
+        if not any(key in logs for key, _ in CONSOLE_FIGURES):
+            return  # e.g. the run's closing summary
+        # A figure absent from this entry (no answer parsed: no reward) shows as "—", not as the last value.
+        shown = {label: "—" if logs.get(key) is None else f"{logs[key]:.3g}" for key, label in CONSOLE_FIGURES}
+        if args.disable_tqdm:
+            print(f"step {state.global_step}/{state.max_steps}: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+        else:
+            self.training_bar.set_postfix(shown)
+
+
 class FidelityGRPOTrainer(GRPOTrainer):
     """GRPOTrainer whose reward is the fidelity reward over pair-aware global batches.
 
@@ -211,6 +238,12 @@ class FidelityGRPOTrainer(GRPOTrainer):
             self.timer._sync = torch.cuda.synchronize
         self.add_callback(_StepTimingCallback(self))
         self.add_callback(MetricsJsonlCallback(Path(args.output_dir) / "metrics.jsonl"))
+        # Exact types: a notebook's progress callback (a table, not a dict) is left alone.
+        printers = [cb for cb in self.callback_handler.callbacks if type(cb) in (ProgressCallback, PrinterCallback)]
+        for cb in printers:
+            self.remove_callback(cb)
+        if printers:
+            self.add_callback(ConsoleProgressCallback())
         if self.use_vllm:
             sync = self.vllm_generation.sync_weights
 
