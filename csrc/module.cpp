@@ -8,9 +8,9 @@
 #include <webp/decode.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "image.h"
@@ -28,27 +28,12 @@ using namespace evq;
 
 namespace {
 
-// Files bigger than this are refused before reading (a 178 MP JPEG is far smaller).
-constexpr size_t kMaxFileBytes = size_t(1) << 30;
-
 std::string version3(unsigned v) {
   return std::to_string(v >> 16) + "." + std::to_string((v >> 8) & 0xFF) + "." + std::to_string(v & 0xFF);
 }
 
 #define EVQ_STR2(x) #x
 #define EVQ_STR(x) EVQ_STR2(x)
-
-// One batch input, resolved under the GIL into something the workers can read without it.
-struct Input {
-  enum Kind { Encoded, Path, Array } kind = Encoded;
-  const uint8_t* data = nullptr;
-  size_t size = 0;
-  std::string path;
-  std::vector<uint8_t> file;  // contents of `path`, read by a worker
-  int height = 0, width = 0;  // Array
-  std::string label;
-  Plan plan;
-};
 
 DecodeOptions decode_options(int64_t max_image_pixels, bool strict, bool apply_exif_orientation) {
   if (max_image_pixels < 1) throw py::value_error("max_image_pixels must be >= 1, got " + std::to_string(max_image_pixels));
@@ -149,10 +134,13 @@ py::array new_output(const py::dtype& dt, int64_t rows, int64_t dim) {
   return py::array(dt, shape, std::vector<py::ssize_t>{}, data, owner);
 }
 
-[[noreturn]] void raise_image_error(const std::string& label, const std::string& reason) {
-  throw ImageError(label + ": " + reason);
+// on_error='raise': the lowest-index failure so far becomes _native.ImageError (translated in PYBIND11_MODULE).
+void raise_first_error(const Batch& batch) {
+  const std::string error = first_error(batch);
+  if (!error.empty()) throw ImageError(error);
 }
 
+// Python objects -> a Batch, the pipeline's two phases without the GIL, its results -> Python objects.
 py::tuple preprocess(const py::list& inputs, int64_t min_pixels, int64_t max_pixels, int patch_size,
                      int temporal_patch_size, int merge_size, bool do_resize, bool do_rescale, double rescale_factor,
                      bool do_normalize, const std::vector<double>& image_mean, const std::vector<double>& image_std,
@@ -177,24 +165,24 @@ py::tuple preprocess(const py::list& inputs, int64_t min_pixels, int64_t max_pix
   opt.approx = approx;
   opt.pass_order = parse_pass_order(pass_order);
   const int64_t dim = patch_dim(opt.patch, opt.dtype);
-  const int threads = num_threads > 0 ? num_threads : int(std::max(1u, std::thread::hardware_concurrency()));
 
+  // Resolved under the GIL into pointers the workers can read without it; `views` and `arrays` keep the Python
+  // buffers they borrow alive until the call returns.
   const size_t n = inputs.size();
-  std::vector<Input> items(n);
+  std::vector<BatchInput> resolved(n);
   std::vector<ByteView> views(n);
   std::vector<py::buffer_info> arrays;
   arrays.reserve(n);
   py::module_ os = py::module_::import("os");
   for (size_t i = 0; i < n; ++i) {
     py::handle obj = inputs[i];
-    Input& it = items[i];
+    BatchInput& in = resolved[i];
     const std::string what = "inputs[" + std::to_string(i) + "]";
     if (py::isinstance<py::str>(obj) || py::hasattr(obj, "__fspath__")) {
       py::object p = os.attr("fspath")(obj);
       if (!py::isinstance<py::str>(p)) throw py::type_error(what + ": bytes paths are not supported; pass a str");
-      it.kind = Input::Path;
-      it.path = p.cast<std::string>();
-      it.label = "image " + std::to_string(i) + " (path '" + it.path + "')";
+      in.kind = BatchInput::Kind::Path;
+      in.path = p.cast<std::string>();
     } else if (py::isinstance<py::array>(obj) && py::reinterpret_borrow<py::array>(obj).ndim() == 3) {
       py::array a = py::reinterpret_borrow<py::array>(obj);
       if (!a.dtype().is(py::dtype::of<uint8_t>()) || a.shape(2) != 3) {
@@ -205,50 +193,27 @@ py::tuple preprocess(const py::list& inputs, int64_t min_pixels, int64_t max_pix
       if (!(a.flags() & py::array::c_style)) throw py::value_error(what + ": image array must be C-contiguous");
       if (a.shape(0) > 0x7FFFFFFF || a.shape(1) > 0x7FFFFFFF) throw py::value_error(what + ": image array too large");
       arrays.push_back(a.request());
-      it.kind = Input::Array;
-      it.data = static_cast<const uint8_t*>(arrays.back().ptr);
-      it.height = int(a.shape(0));
-      it.width = int(a.shape(1));
-      it.label = "image " + std::to_string(i) + " (array " + std::to_string(it.height) + "x" +
-                 std::to_string(it.width) + ")";
+      in.kind = BatchInput::Kind::Array;
+      in.data = static_cast<const uint8_t*>(arrays.back().ptr);
+      in.height = int(a.shape(0));
+      in.width = int(a.shape(1));
     } else {
       views[i] = byte_view(obj, what);
-      it.kind = Input::Encoded;
-      it.data = views[i].data;
-      it.size = views[i].size;
-      it.label = "image " + std::to_string(i) + " (" + std::to_string(it.size) + " bytes)";
+      in.kind = BatchInput::Kind::Encoded;
+      in.data = views[i].data;
+      in.size = views[i].size;
     }
   }
+  Batch batch = make_batch(std::move(resolved), num_threads);
 
-  // Phase 1 (no GIL): read files, parse headers, decide every output size before allocating the output.
-  std::vector<std::string> errors;
   {
     py::gil_scoped_release release;
-    parallel_for(n, threads, [&](size_t i) {
-      Input& it = items[i];
-      if (it.kind == Input::Path) {
-        it.file = read_file(it.path, kMaxFileBytes);
-        it.data = it.file.data();
-        it.size = it.file.size();
-      }
-      it.plan = it.kind == Input::Array ? plan_array(it.height, it.width, opt) : plan_encoded(it.data, it.size, opt);
-    }, errors);
+    plan_batch(batch, opt);
   }
-  auto first_error = [&]() {
-    for (size_t i = 0; i < n; ++i)
-      if (!errors[i].empty()) raise_image_error(items[i].label, errors[i]);
-  };
-  if (on_error == "raise") first_error();
-  std::vector<bool> ok(n);
-  std::vector<int64_t> offset(n, 0);
-  int64_t total = 0;
-  for (size_t i = 0; i < n; ++i) {
-    ok[i] = errors[i].empty();
-    offset[i] = total;
-    if (ok[i]) total += items[i].plan.num_patches;
-  }
+  if (on_error == "raise") raise_first_error(batch);
 
-  // The output: a fresh array, or rows [0, total) of the caller's buffer.
+  // The output: a fresh array, or rows [0, batch.rows) of the caller's buffer.
+  const int64_t total = batch.rows;
   py::array result;
   if (out.is_none()) {
     result = new_output(numpy_dtype(opt.dtype), total, dim);
@@ -269,44 +234,21 @@ py::tuple preprocess(const py::list& inputs, int64_t min_pixels, int64_t max_pix
     if (!(o.flags() & py::array::c_style) || !o.writeable()) throw py::value_error("out must be C-contiguous and writeable");
     result = o;
   }
-  uint8_t* base = static_cast<uint8_t*>(result.mutable_data());
-  const size_t row_bytes = size_t(dim) * dtype_size(opt.dtype);
+  void* base = result.mutable_data();
 
-  // Phase 2 (no GIL): decode, resize, normalise and patchify straight into each image's rows.
-  std::vector<std::string> errors2, warnings(n);
   {
     py::gil_scoped_release release;
-    parallel_for(n, threads, [&](size_t i) {
-      if (!ok[i]) return;
-      Input& it = items[i];
-      void* dst = base + size_t(offset[i]) * row_bytes;
-      if (it.kind == Input::Array) run_array(it.data, it.height, it.width, opt, it.plan, dst);
-      else warnings[i] = run_encoded(it.data, it.size, opt, it.plan, dst);
-      std::vector<uint8_t>().swap(it.file);  // free file bytes as soon as the image is done
-    }, errors2);
+    run_batch(batch, opt, base);
   }
-  for (size_t i = 0; i < n; ++i)
-    if (errors[i].empty() && !errors2[i].empty()) errors[i] = errors2[i];
-  if (on_error == "raise") first_error();
+  if (on_error == "raise") raise_first_error(batch);
 
-  // Skip mode: close the gaps left by images that failed after their rows were reserved.
-  int64_t write = 0;
+  const BatchResult r = finish_batch(batch, opt, base);
   py::list skipped, warned;
-  std::vector<int64_t> grid;
-  for (size_t i = 0; i < n; ++i) {
-    if (!errors[i].empty()) {
-      skipped.append(py::make_tuple(i, items[i].label + ": " + errors[i]));
-      continue;
-    }
-    if (!warnings[i].empty()) warned.append(py::make_tuple(i, items[i].label + ": " + warnings[i]));
-    const int64_t rows = items[i].plan.num_patches;
-    if (offset[i] != write) std::memmove(base + size_t(write) * row_bytes, base + size_t(offset[i]) * row_bytes, size_t(rows) * row_bytes);
-    write += rows;
-    grid.insert(grid.end(), {1, items[i].plan.out_height / patch_size, items[i].plan.out_width / patch_size});
-  }
-  py::array_t<int64_t> thw({py::ssize_t(grid.size() / 3), py::ssize_t(3)});
-  std::copy(grid.begin(), grid.end(), thw.mutable_data());
-  py::object pixel_values = result[py::slice(0, write, 1)];
+  for (const auto& [i, message] : r.skipped) skipped.append(py::make_tuple(i, message));
+  for (const auto& [i, message] : r.warnings) warned.append(py::make_tuple(i, message));
+  py::array_t<int64_t> thw({py::ssize_t(r.grid_thw.size() / 3), py::ssize_t(3)});
+  std::copy(r.grid_thw.begin(), r.grid_thw.end(), thw.mutable_data());
+  py::object pixel_values = result[py::slice(0, r.rows, 1)];
   return py::make_tuple(pixel_values, thw, skipped, warned);
 }
 
