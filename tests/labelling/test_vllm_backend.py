@@ -174,17 +174,34 @@ def test_cli_collects_repeated_engine_args(monkeypatch, capsys):
     from evoquality.cli import main
 
     seen = []
-    monkeypatch.setattr(runner, "run_labelling", lambda cfg, backend_factory: seen.append((cfg, backend_factory)))
+    monkeypatch.setattr(runner, "run_labelling", lambda cfg: seen.append(cfg))
     args = ["label", "--model", "m", "--images", "i", "--out", "o", "--backend", "vllm",
             "--vllm-engine-arg", "max-model-len=4096", "--vllm-engine-arg", "enable_prefix_caching=false"]
     assert main(args) == 0
-    cfg, factory = seen[0]
+    (cfg,) = seen
     assert cfg.vllm_engine_args == {"max_model_len": 4096, "enable_prefix_caching": False}
-    # The backend is built from the whole config (engine arguments included).
+    # The default backend (the one `label`, `evolve` and the API use) is built from the whole config, engine
+    # arguments included.
     built = []
     monkeypatch.setattr(VLLMBackend, "from_config", classmethod(lambda cls, c: built.append(c) or "engine"))
-    assert factory(cfg, None) == "engine" and built == [cfg]
+    assert runner.default_backend_factory(cfg, None) == "engine" and built == [cfg]
     assert main(args + ["--vllm-engine-arg", "max_model_len=8"]) == 2
     assert "vllm_engine_args: 'max_model_len' is given twice" in capsys.readouterr().err
     assert main(args[:-4] + ["--vllm-engine-arg", "max_model_len"]) == 2
     assert "expected KEY=VALUE, got 'max_model_len'" in capsys.readouterr().err
+
+
+def test_evolve_passes_repeated_engine_args_to_every_rounds_labelling(tmp_path):
+    import argparse
+
+    from evoquality.training import evolve_command
+
+    parser = argparse.ArgumentParser()
+    evolve_command.add_arguments(parser)
+    args = parser.parse_args(["--model", "m", "--images", "i", "--out", str(tmp_path), "--label-backend", "vllm",
+                              "--label-vllm-engine-args", "max_model_len=4096",
+                              "--label-vllm-engine-args", "enforce-eager=true"])
+    settings = evolve_command.settings_from_args(args)
+    assert settings.label["vllm_engine_args"] == {"max_model_len": 4096, "enforce_eager": True}
+    assert "vllm_engine_args" not in evolve_command.settings_from_args(
+        parser.parse_args(["--model", "m", "--images", "i", "--out", str(tmp_path)])).label

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help=help_text + ("" if required else f" (default: {f.default})"))
 
 
-def _config_value(f, value):
+def config_value(f, value):
     if f.type not in ("dict", dict):
         return value
     from evoquality.labelling.vllm_backend import parse_engine_arg
@@ -54,19 +54,12 @@ def _config_value(f, value):
     return out
 
 
-def _vllm_backend(cfg: LabelConfig, dist):
-    from evoquality.labelling.vllm_backend import VLLMBackend
-
-    return VLLMBackend.from_config(cfg)
-
-
 def run(args: argparse.Namespace) -> int:
     from evoquality.labelling.runner import run_labelling
 
     try:
-        cfg = LabelConfig(**{f.name: _config_value(f, getattr(args, f.name)) for f in config_fields()})
-        # The vLLM backend is built from the whole config, so its engine arguments reach the engine.
-        summary = run_labelling(cfg, backend_factory=_vllm_backend if cfg.backend == "vllm" else None)
+        cfg = LabelConfig(**{f.name: config_value(f, getattr(args, f.name)) for f in config_fields()})
+        summary = run_labelling(cfg)
     except (ValueError, FileNotFoundError) as e:
         print(f"evoquality label: error: {e}", file=sys.stderr)
         return 2

@@ -71,8 +71,7 @@ def default_backend_factory(cfg: LabelConfig, dist: Dist) -> GenerationBackend:
     if cfg.backend == "vllm":
         from evoquality.labelling.vllm_backend import VLLMBackend
 
-        return VLLMBackend(cfg.model, dtype=cfg.dtype, gpu_memory_utilization=cfg.gpu_memory_utilization,
-                           tensor_parallel_size=cfg.tensor_parallel_size, seed=cfg.seed)
+        return VLLMBackend.from_config(cfg)
     from evoquality.labelling.backends import TransformersBackend
     from evoquality.modeling import load_policy
 

@@ -60,7 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in _label_fields():
         flag = "--label-" + f.name.replace("_", "-")
         help_text = (f.metadata.get("help", "") + f" (default: {f.default})").replace("%", "%%")
-        if isinstance(f.default, bool):
+        if f.type in ("dict", dict):  # KEY=VALUE pairs, one per repetition of the flag (as `evoquality label`)
+            group.add_argument(flag, dest="label_" + f.name, action="append", default=None, metavar="KEY=VALUE",
+                               help=f.metadata.get("help", "").replace("%", "%%"))
+        elif isinstance(f.default, bool):
             group.add_argument(flag, dest="label_" + f.name, action=argparse.BooleanOptionalAction, default=None,
                                help=help_text)
         else:
@@ -85,7 +88,10 @@ def settings_from_args(args: argparse.Namespace):
         if unknown:
             raise ValueError(f"label config keys {unknown} are not stage-1 options (or are set per round)")
         label.update(file_values)
-    label.update({n: getattr(args, "label_" + n) for n in label_names if getattr(args, "label_" + n) is not None})
+    from evoquality.labelling.command import config_value
+
+    label.update({f.name: config_value(f, getattr(args, "label_" + f.name)) for f in _label_fields()
+                  if getattr(args, "label_" + f.name) is not None})
     train = config_from_args(args, base=TOY_TRAIN_DEFAULTS if args.model is None else None)
     model = args.model if args.model is not None else str(SHIPPED)
     images = args.images if args.images is not None else str(pool_manifest(args.out))
