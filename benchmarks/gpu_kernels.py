@@ -303,7 +303,7 @@ def markdown(env: dict, checks: list[dict], timings: list[dict], wall_s: float, 
         mark = f" **target {'met' if t['met'] else 'MISSED'}**" if "met" in t else ""
         lines.append(
             f"| {t['op']}{mark} | {size} | {p3(t['triton'])} | {p3(t.get('torch'))} | {loop_s} | {xt} | {xl} |")
-    lines += ["", "Targets (issue 3, one H100): fused fidelity + advantages 512 x 32 x 8 <= 50 us and >= 10x torch; "
+    lines += ["", "Targets (one H100): fused fidelity + advantages 512 x 32 x 8 <= 50 us and >= 10x torch; "
               "win matrix 10,000 x 32 <= 50 ms."]
     return "\n".join(lines) + "\n"
 

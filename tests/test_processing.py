@@ -21,7 +21,7 @@ def processor_files(path) -> dict:
 
 
 def torchvision_importable() -> bool:
-    # PyPI's torchvision beside a CPU torch raises RuntimeError, not ImportError, on import (ENVIRONMENT.md).
+    # PyPI's torchvision beside a CPU torch raises RuntimeError, not ImportError, on import.
     try:
         import torchvision  # noqa: F401
     except Exception:

@@ -8,7 +8,7 @@ without ``--root`` builds the default synthetic benchmark under OUT/synthetic fi
 ``results.json`` (every metric, CI, parse-failure rate, settings), ``results.md`` (one row per dataset and scorer,
 plus WAVG, with subset and n), ``scatter_<dataset>.png`` and ``.pdf`` (prediction vs MOS with the fitted logistic,
 or vs level for synthetic sets) and ``predictions_<dataset>.jsonl`` (per image). The model is scored greedily and
-with the mean of N samples (METHOD.md "Evaluation protocol"); without --model only the classical rows are computed.
+with the mean of N samples (docs/datasets.md "Evaluation protocol"); without --model only the classical rows are computed.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The default run's report: how good each checkpoint is on the held-out benchmark, and how good the
 pseudo-labels it voted were — computed against the hidden truth, for the report only.
 
-Held-out columns (the synthetic-benchmark protocol, DATASETS.md): SRCC = L-test (mean SRCC of score vs -level per
+Held-out columns (the synthetic-benchmark protocol, docs/datasets.md): SRCC = L-test (mean SRCC of score vs -level per
 (crop, type)) of the mean of N sampled scores and of the greedy score; pair acc = P-test of the sampled mean;
 parse = share of sampled answers without a score. Label columns, from the stage-1 votes the checkpoint cast on the
 next round's pool pairs: pseudo acc = majority-vote label vs truth (a tie counts 1/2); vote acc = single valid votes
