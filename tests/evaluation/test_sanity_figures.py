@@ -1,5 +1,6 @@
 """The sanity figures of docs/datasets.md on the default synthetic benchmark (8 bundled photos x 5 types x 5
-levels): a PSNR oracle is perfect, PIQE (no learned weights) orders ~95 % of the pairs — the bar a useful quality model must beat."""
+levels): a PSNR oracle is perfect, PIQE (no learned weights) orders ~95 % of the pairs — the bar a useful quality
+model must beat."""
 
 import pytest
 
