@@ -1,13 +1,13 @@
 """The Qwen2.5-VL / Qwen2-VL processor EvoQuality runs with: tokenizer + image processor + chat template, no video.
 
 The stock processors also construct a video processor, which needs torchvision; PyPI's torchvision does not import
-beside the CPU build of torch ("operator torchvision::nms does not exist") and EvoQuality never feeds video. So at
-run time the processor is assembled here from its parts, from any checkpoint directory. That class is a runtime
-choice only: a checkpoint we write must load with the stock classes (`AutoProcessor` -> `Qwen2_5_VLProcessor`) and with vLLM. So `save_pretrained` writes
-the processor files of the checkpoint the processor was loaded from, byte for byte, and a processor built in memory
-(the tiny and toy models) writes the layout of a published Qwen2.5-VL checkpoint: `preprocessor_config.json`,
-`video_preprocessor_config.json`, the tokenizer files and the chat template, all naming the stock classes.
-"""
+beside the CPU build of torch ("operator torchvision::nms does not exist") and EvoQuality never feeds video. So at run
+time the processor is assembled here from its parts, from any checkpoint directory. That class is a runtime choice only:
+a checkpoint we write must load with the stock classes (`AutoProcessor` -> `Qwen2_5_VLProcessor`) and with vLLM. So
+`save_pretrained` writes the processor files of the checkpoint the processor was loaded from, byte for byte, and a
+processor built in memory (the tiny and toy models) writes the layout of a published Qwen2.5-VL checkpoint:
+`preprocessor_config.json`, `video_preprocessor_config.json`, the tokenizer files and the chat template, all naming the
+stock classes."""
 
 from __future__ import annotations
 
