@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from evoquality.labelling.store import ConfigMismatch, RoundDir, ShardWriter, read_jsonl_tolerant
+from evoquality.labelling.store import ConfigMismatch, RoundDir, ShardWriter
 
 
 def test_claim_then_refuse_a_different_configuration(tmp_path):
@@ -35,10 +35,11 @@ def test_torn_tail_is_ignored_then_truncated(tmp_path):
 
 
 def test_corrupt_interior_line_is_an_error(tmp_path):
-    p = tmp_path / "rank-00000.jsonl"
-    p.write_text('{"item": 0}\nGARBAGE\n{"item": 1}\n')
-    with pytest.raises(ValueError, match="line 2 is corrupt"):
-        list(read_jsonl_tolerant(p))
+    rd = RoundDir(tmp_path)
+    rd.claim({"k": 1})
+    rd.shard(0).write_text('{"item": 0}\nGARBAGE\n{"item": 1}\n')
+    with pytest.raises(ValueError, match=r"rank-00000\.jsonl:2: not JSON"):
+        rd.read_records()
 
 
 def test_union_of_shards_first_record_wins(tmp_path):

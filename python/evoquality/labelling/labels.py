@@ -20,6 +20,7 @@ from typing import Union
 
 import numpy as np
 
+from evoquality._files import atomic_write, read_jsonl
 from evoquality.labelling.votes import decode_votes
 
 LABELS_FILE = "labels.jsonl"
@@ -63,10 +64,8 @@ def compare_labels(
 
 
 def write_labels(round_dir: Union[str, Path], rows: list[dict]) -> Path:
-    from evoquality.labelling.store import atomic_write_text
-
     path = Path(round_dir) / LABELS_FILE
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
@@ -79,20 +78,13 @@ def read_labels(round_dir: Union[str, Path]) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"round_dir: {str(round_dir)!r} has no {LABELS_FILE} (labelling not finished?)")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: line {lineno} is not JSON ({e.msg})") from None
-            missing = [k for k in LABEL_KEYS if k not in row]
-            if missing:
-                raise ValueError(f"{path}: line {lineno} lacks {missing}")
-            if not (isinstance(row["p_star"], (int, float)) and 0.0 <= row["p_star"] <= 1.0):
-                raise ValueError(f"{path}: line {lineno}: p_star must be in [0, 1], got {row['p_star']!r}")
-            rows.append(row)
+    for lineno, row in read_jsonl(path):
+        missing = [k for k in LABEL_KEYS if k not in row]
+        if missing:
+            raise ValueError(f"{path}: line {lineno} lacks {missing}")
+        if not (isinstance(row["p_star"], (int, float)) and 0.0 <= row["p_star"] <= 1.0):
+            raise ValueError(f"{path}: line {lineno}: p_star must be in [0, 1], got {row['p_star']!r}")
+        rows.append(row)
     return rows
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, Union
 
+from evoquality._files import read_jsonl
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
@@ -67,17 +69,10 @@ def _read_manifest(path: Path) -> Pool:
     base = path.parent
     entries: list[tuple[str, object]] = []
     if suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"images manifest {path}: line {lineno} is not JSON ({e.msg})") from None
-                if not (isinstance(obj, dict) and isinstance(obj.get("image"), str)):
-                    raise ValueError(f"images manifest {path}: line {lineno} has no 'image' string field")
-                entries.append((obj["image"], obj.get("group") or obj.get("ref")))
+        for lineno, obj in read_jsonl(path, error=lambda msg: ValueError(f"images manifest {msg}")):
+            if not (isinstance(obj, dict) and isinstance(obj.get("image"), str)):
+                raise ValueError(f"images manifest {path}: line {lineno} has no 'image' string field")
+            entries.append((obj["image"], obj.get("group") or obj.get("ref")))
     elif suffix == ".json":
         with open(path, encoding="utf-8") as f:
             try:

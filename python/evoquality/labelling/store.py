@@ -21,7 +21,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Union
+from typing import Iterable, Union
+
+from evoquality._files import atomic_write, read_jsonl
+
+# labelling/merge.py and toy/controls.py still import the writer under its old name from here.
+atomic_write_text = atomic_write
 
 CONFIG_FILE = "config.json"
 PAIRS_FILE = "pairs.jsonl"
@@ -32,16 +37,6 @@ STORE_VERSION = 1
 
 class ConfigMismatch(ValueError):
     """The output directory holds votes of a different configuration."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so readers never see half a file."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def shard_name(rank: int) -> str:
@@ -83,7 +78,7 @@ class RoundDir:
             )
         (self.path / VOTES_DIR).mkdir(parents=True, exist_ok=True)
         (self.path / RUNS_DIR).mkdir(exist_ok=True)
-        atomic_write_text(
+        atomic_write(
             self.config_file, json.dumps({"version": STORE_VERSION, "fingerprint": fingerprint}, indent=2) + "\n"
         )
         return True
@@ -109,11 +104,10 @@ class RoundDir:
 
     # -- pairs ---------------------------------------------------------------------------------------------------
     def write_pairs(self, rows: list[dict]) -> None:
-        atomic_write_text(self.pairs_file, "".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write(self.pairs_file, "".join(json.dumps(r) + "\n" for r in rows))
 
     def read_pairs(self) -> list[dict]:
-        with open(self.pairs_file, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+        return [row for _, row in read_jsonl(self.pairs_file)]
 
     # -- vote records --------------------------------------------------------------------------------------------
     def shards(self) -> list[Path]:
@@ -123,7 +117,7 @@ class RoundDir:
         """All stored records, keyed by item id (first record wins; a re-run batch writes only missing items)."""
         records: dict[int, dict] = {}
         for shard in self.shards():
-            for rec in read_jsonl_tolerant(shard):
+            for _, rec in read_jsonl(shard, torn_tail_ok=True):
                 records.setdefault(int(rec["item"]), rec)
         return records
 
@@ -134,23 +128,8 @@ class RoundDir:
             os.fsync(f.fileno())
 
     def read_runs(self) -> list[dict]:
-        return [rec for p in sorted((self.path / RUNS_DIR).glob("rank-*.jsonl")) for rec in read_jsonl_tolerant(p)]
-
-
-def read_jsonl_tolerant(path: Path) -> Iterator[dict]:
-    """Records of an append-only JSONL file; a torn final line (no newline, or not JSON) is skipped."""
-    with open(path, "rb") as f:
-        data = f.read()
-    lines = data.split(b"\n")
-    # After a complete write the data ends with "\n" and the last element is b"": anything else is torn.
-    complete = lines[:-1]
-    for lineno, line in enumerate(complete, 1):
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
-            raise ValueError(f"{path}: line {lineno} is corrupt (not JSON); the vote store is damaged") from None
+        return [rec for p in sorted((self.path / RUNS_DIR).glob("rank-*.jsonl"))
+                for _, rec in read_jsonl(p, torn_tail_ok=True)]
 
 
 class ShardWriter:

@@ -68,10 +68,11 @@ def materialize_variants(jobs: list[VariantJob], max_pixels: int, seed: int) -> 
     """Write the missing variant files; returns {variant path: reason} for those that could not be made (an
     unreadable source, a variant identical to its source). They are recorded in ``variants/failed.json`` for the
     summary, and their pairs are dropped as bad images."""
+    import io
     import json
 
+    from evoquality._files import atomic_write
     from evoquality.data.synthetic import make_variants
-    from evoquality.labelling.store import atomic_write_text
 
     failed: dict[str, str] = {}
     by_source: dict[str, list[VariantJob]] = {}
@@ -97,13 +98,13 @@ def materialize_variants(jobs: list[VariantJob], max_pixels: int, seed: int) -> 
             if not made:
                 failed[job.path] = f"{job.dist_type} level {job.level} leaves {source} unchanged"
                 continue
-            tmp = Path(job.path + ".tmp.png")
-            made[0].image.save(tmp, format="PNG")
-            tmp.replace(job.path)
+            png = io.BytesIO()
+            made[0].image.save(png, format="PNG")
+            atomic_write(job.path, png.getvalue())
     if failed:
         record = Path(jobs[0].path).parent / "failed.json"
         old = json.loads(record.read_text()) if record.exists() else {}
-        atomic_write_text(record, json.dumps({**old, **failed}, indent=2) + "\n")
+        atomic_write(record, json.dumps({**old, **failed}, indent=2) + "\n")
     return failed
 
 
