@@ -18,7 +18,7 @@ import io
 import json
 from pathlib import Path
 
-from evoquality.labelling.store import atomic_write_text
+from evoquality._files import atomic_write, read_jsonl
 from evoquality.toy import world
 
 POOL_DIR = "default_pool"
@@ -96,9 +96,8 @@ def write_heldout(run_dir) -> Path:
 
 def read_truth(run_dir) -> dict[str, dict]:
     """Absolute pool image path -> {"content", "dist_type", "level"} (the report's ground truth)."""
-    with open(Path(run_dir) / REPORT_DIR / TRUTH_FILE, encoding="utf-8") as f:
-        return {row["image"]: row for row in map(json.loads, f) if row}
+    return {row["image"]: row for _, row in read_jsonl(Path(run_dir) / REPORT_DIR / TRUTH_FILE)}
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))

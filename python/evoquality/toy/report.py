@@ -167,12 +167,12 @@ def metrics_figure(rows: list[dict]):
 
 def write_report(run_dir, rows: list[dict], settings: Optional[dict] = None) -> Path:
     """report.json / report.md / metrics.png + .pdf under <run>/toy_report (rewritten after every round)."""
+    from evoquality._files import atomic_write
     from evoquality.evaluation.report import save_figure
-    from evoquality.labelling.store import atomic_write_text
 
     folder = Path(run_dir) / datasets.REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / REPORT_JSON, json.dumps({"rows": rows, "settings": settings or {}}, indent=2))
-    atomic_write_text(folder / REPORT_MD, __doc__.split("\n\n")[1].replace("\n", " ") + "\n\n" + table(rows) + "\n")
+    atomic_write(folder / REPORT_JSON, json.dumps({"rows": rows, "settings": settings or {}}, indent=2))
+    atomic_write(folder / REPORT_MD, __doc__.split("\n\n")[1].replace("\n", " ") + "\n\n" + table(rows) + "\n")
     save_figure(metrics_figure(rows), folder / REPORT_PNG)
     return folder

@@ -23,11 +23,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+from evoquality._files import atomic_write
 from evoquality.training.config import TrainConfig, config_to_dict
 from evoquality.training.stage import final_model_dir, process_state, train_stage
 
@@ -86,9 +86,7 @@ def round_dir(out: Union[str, Path], t: int) -> Path:
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, indent=2, default=str))
 
 
 def _check_or_write_state(out: Path, settings: EvolveSettings, is_main: bool) -> None:
