@@ -129,6 +129,14 @@ class Preprocessed:
         return pv, torch.from_numpy(self.image_grid_thw)
 
 
+def flatten_images(images) -> list:
+    """The images of a processor call in order: transformers and TRL nest them in lists or tuples (per sample,
+    per conversation turn) to any depth; anything that is not a list or tuple is one image."""
+    if isinstance(images, (list, tuple)):
+        return [leaf for item in images for leaf in flatten_images(item)]
+    return [images]
+
+
 def _as_input(image):
     """PIL images become RGB arrays with transformers' convert_to_rgb rules; everything else passes to C++."""
     if hasattr(image, "getbands") and hasattr(image, "convert"):  # a PIL image, without importing PIL eagerly

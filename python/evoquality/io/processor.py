@@ -27,12 +27,6 @@ from evoquality.io.reference import DEFAULT_MAX_IMAGE_PIXELS, to_rgb_array
 _RUNTIME_KEYS = ("num_threads", "strict", "max_image_pixels", "num_decode_warnings")
 
 
-def _flatten(images) -> list:
-    if isinstance(images, (list, tuple)):
-        return [leaf for item in images for leaf in _flatten(item)]
-    return [images]
-
-
 def _is_encoded(x) -> bool:
     return isinstance(x, (bytes, bytearray, memoryview))
 
@@ -99,7 +93,7 @@ class NativeQwen2VLImageProcessor(Qwen2VLImageProcessorPil):
         return image
 
     def _preprocess_image_like_inputs(self, images, *args, **kwargs) -> BatchFeature:
-        items = _flatten(images)
+        items = pipeline.flatten_images(images)
         inputs = [self._to_native_input(im, kwargs) for im in items] if self._native_eligible(kwargs) else None
         if inputs is None or any(x is None for x in inputs):
             # The parent path cannot take encoded bytes or paths: decode those first, natively.

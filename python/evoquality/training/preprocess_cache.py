@@ -17,18 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from evoquality.io.pipeline import flatten_images
 from evoquality.training.data import IMAGE_ID_KEY
 
 _CACHEABLE_KEYS = {"pixel_values", "image_grid_thw"}
-
-
-def _flatten(images) -> list:
-    if isinstance(images, (list, tuple)):
-        out = []
-        for item in images:
-            out.extend(_flatten(item))
-        return out
-    return [images]
 
 
 def _to_numpy(x) -> np.ndarray:
@@ -78,7 +70,7 @@ class CachedImageProcessor:
     def _call(self, images, *args, **kwargs):
         from transformers import BatchFeature
 
-        flat = _flatten(images) if images is not None else []
+        flat = flatten_images(images) if images is not None else []
         ids = [getattr(im, "info", {}).get(IMAGE_ID_KEY) for im in flat]
         if args or not flat or any(i is None for i in ids):
             self.computed += len(flat)
