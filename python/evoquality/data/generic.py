@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
+from evoquality._files import jsonl_rows
 from evoquality.data.images import ImageResolver, check_missing, finalize, list_images
 from evoquality.data.manifest import Header, Manifest, ManifestError, Record, read_manifest, read_text_file
 from evoquality.data.tables import find_column, parse_float, read_csv, read_text
@@ -123,15 +124,8 @@ def read_labels(
                     return read_manifest(path)
             except json.JSONDecodeError:
                 pass
-        objects, linenos = [], []
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                objects.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ManifestError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
-            linenos.append(lineno)
+        numbered = list(jsonl_rows(lines, path, error=ManifestError))
+        linenos, objects = [n for n, _ in numbered], [obj for _, obj in numbered]
         rows, ignored = _objects_to_rows(objects, path, image_key, score_key, std_key,
                                          lambda i: f"{path}:{linenos[i] if linenos else 1}")
     else:  # txt: "name mos [std]"

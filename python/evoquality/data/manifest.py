@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
+from evoquality._files import atomic_write, jsonl_rows
+
 PathLike = Union[str, Path]
 
 
@@ -146,10 +148,8 @@ class Manifest:
     def write_jsonl(self, path: PathLike) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps({"header": self.header.to_json()}) + "\n")
-            for record in self.records:
-                fh.write(json.dumps(record.to_json()) + "\n")
+        lines = [{"header": self.header.to_json()}] + [record.to_json() for record in self.records]
+        atomic_write(path, "".join(json.dumps(line) + "\n" for line in lines))
         return path
 
 
@@ -200,11 +200,9 @@ def read_manifest(path: PathLike) -> Manifest:
     lines = read_text_file(path).splitlines()
     if not lines:
         raise ManifestError(f"{path}: empty file, expected a header line")
-    try:
-        first = json.loads(lines[0])
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}:1: not JSON ({exc.msg})") from None
-    if not isinstance(first, dict) or "header" not in first:
+    rows = jsonl_rows(lines, path, error=ManifestError)
+    lineno, first = next(rows, (None, None))
+    if lineno != 1 or not isinstance(first, dict) or "header" not in first:
         raise ManifestError(f"{path}:1: the first line must be {{\"header\": {{...}}}}")
     h = dict(first["header"])
     if not isinstance(h.get("name"), str):
@@ -220,15 +218,7 @@ def read_manifest(path: PathLike) -> Manifest:
     if header.root is not None and not Path(header.root).is_absolute():
         # A relative root is relative to the manifest's folder, so the folder can move as a whole.
         header = replace(header, root=str((path.parent / header.root).resolve()))
-    records = []
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
-        records.append(record_from_json(obj, f"{path}:{lineno}"))
+    records = [record_from_json(obj, f"{path}:{lineno}") for lineno, obj in rows]
     if header.n not in (0, len(records)):
         raise ManifestError(f"{path}: header says n={header.n} but the file has {len(records)} records")
     return Manifest(header, records)
