@@ -105,3 +105,10 @@ def test_options_match_parent(kw):
     got = NativeQwen2VLImageProcessor(**kw)(images)
     np.testing.assert_array_equal(got["pixel_values"], want["pixel_values"])
     np.testing.assert_array_equal(got["image_grid_thw"], want["image_grid_thw"])
+
+
+def test_flatten_images_keeps_order_at_any_depth():
+    # TRL nests images per sample and per turn; bytes, str and arrays are leaves, not sequences to descend into.
+    a, b, c = b"\x89PNG", "x.png", np.zeros((2, 2, 3), np.uint8)
+    assert pipeline.flatten_images([[a], ([b, [c]],), []]) == [a, b, c]
+    assert pipeline.flatten_images(a) == [a]
