@@ -1,12 +1,16 @@
-"""The one atomic writer and the one JSONL reader (`evoquality._files`)."""
+"""The one atomic writer and the one JSONL reader (`evoquality._files`), and a scan that keeps them the only ones."""
 
+import ast
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
+from evoquality import _files
 from evoquality._files import JsonlError, atomic_write, read_jsonl
+
+PACKAGE = Path(_files.__file__).parent
 
 
 # -- atomic_write ----------------------------------------------------------------------------------------------------
@@ -116,3 +120,118 @@ def test_torn_tail_tolerance_still_refuses_damage_before_the_tail(tmp_path):
 def test_a_missing_file_fails_when_called_not_when_iterated(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_jsonl(tmp_path / "absent.jsonl")
+
+
+# -- one of each -----------------------------------------------------------------------------------------------------
+# Scanned with `ast`, not text search, so comments, docstrings and str.replace never match, and any spelling of the
+# call counts: os.replace / os.rename (or imported bare from os), and the one-argument Path.replace / Path.rename
+# (str.replace always takes two arguments). A JSONL loop is json.loads / json.load applied to a line: a name bound by
+# an enclosing for loop or comprehension (`for line in f`, `for i, line in enumerate(...)`), possibly stripped,
+# decoded or sliced; or json.loads mapped over an iterable. Reading whole JSON documents (`json.loads(path.read_text())`,
+# in a loop over paths or not) is not a JSONL reader and stays allowed.
+# What the scan cannot see (a helper function that takes the line as a parameter) a reviewer still has to.
+# How many each file may hold, so a second one added next to an allowed one still fails.
+ALLOWED_RENAMES = {
+    "_files.py": 1,  # the one atomic writer
+    # Moves a whole checkpoint directory into place once every file in it is written: a directory commit, not a
+    # file write, so atomic_write cannot do it.
+    "training/stage.py": 1,
+}
+ALLOWED_JSONL_LOOPS = {"_files.py": 1}  # the one JSONL parser
+
+
+def _is_json_load(func) -> bool:
+    return isinstance(func, ast.Attribute) and func.attr in ("loads", "load") and \
+        isinstance(func.value, ast.Name) and func.value.id == "json"
+
+
+def _line_name(arg):
+    """The loop variable a json.loads argument is made of (`line`, `line.strip()`, `raw.decode()`, `line[:-1]`)."""
+    while True:
+        if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and \
+                arg.func.attr in ("strip", "rstrip", "lstrip", "decode"):
+            arg = arg.func.value
+        elif isinstance(arg, ast.Subscript):
+            arg = arg.value
+        else:
+            return arg.id if isinstance(arg, ast.Name) else None
+
+
+def _target_names(node) -> set:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+class _Scan(ast.NodeVisitor):
+    def __init__(self):
+        self.renames, self.jsonl_loops, self._loop_names = [], [], [set()]
+
+    def visit_ImportFrom(self, node):
+        if node.module == "os" and any(a.name in ("replace", "rename") for a in node.names):
+            self.renames.append(node.lineno)
+
+    def _loop(self, node, targets, body):
+        self._loop_names.append(self._loop_names[-1] | set().union(*(_target_names(t) for t in targets)))
+        for child in body:
+            self.visit(child)
+        self._loop_names.pop()
+
+    def visit_For(self, node):
+        self.visit(node.iter)
+        self._loop(node, [node.target], node.body + node.orelse)
+
+    visit_AsyncFor = visit_For
+
+    def _comprehension(self, node):
+        for gen in node.generators:
+            self.visit(gen.iter)
+        elements = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+        self._loop(node, [g.target for g in node.generators], elements + [c for g in node.generators for c in g.ifs])
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
+
+    def visit_Call(self, node):
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ("replace", "rename"):
+            if isinstance(func.value, ast.Name) and func.value.id == "os":
+                self.renames.append(node.lineno)
+            elif len(node.args) == 1 and not node.keywords:
+                self.renames.append(node.lineno)
+        if _is_json_load(func) and node.args and _line_name(node.args[0]) in self._loop_names[-1]:
+            self.jsonl_loops.append(node.lineno)
+        if isinstance(func, ast.Name) and func.id == "map" and node.args and _is_json_load(node.args[0]):
+            self.jsonl_loops.append(node.lineno)
+        self.generic_visit(node)
+
+
+def _scan(source: str) -> _Scan:
+    scan = _Scan()
+    scan.visit(ast.parse(source))
+    return scan
+
+
+def test_the_scan_sees_the_spellings_it_claims_to():
+    seen = _scan(
+        "import json, os\nfrom os import replace\n"
+        "os.replace(a, b)\ntmp.replace(dst)\np.rename(q)\n"
+        "rows = [json.loads(line) for line in f if line.strip()]\n"
+        "for i, line in enumerate(f):\n    x = json.loads(line.strip())\n"
+        "rows = list(map(json.loads, f))\n"
+        "for raw in data.split(b'\\n')[:-1]:\n    json.loads(raw.decode()[1:])\n"
+    )
+    assert seen.renames == [2, 3, 4, 5] and seen.jsonl_loops == [6, 8, 9, 11]
+    quiet = _scan("import json, dataclasses\ns.replace('a', 'b')\ndataclasses.replace(c, x=1)\n"
+                  "cfg = json.loads(path.read_text())\nfor p in paths:\n    d = json.loads(p.read_text())\n")
+    assert quiet.renames == [] and quiet.jsonl_loops == []
+
+
+def test_no_second_atomic_writer_or_jsonl_reader_in_the_package():
+    renames, loops = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        scan = _scan(path.read_text(encoding="utf-8"))
+        if len(scan.renames) > ALLOWED_RENAMES.get(rel, 0):
+            renames += [f"{rel}:{n}" for n in scan.renames]
+        if len(scan.jsonl_loops) > ALLOWED_JSONL_LOOPS.get(rel, 0):
+            loops += [f"{rel}:{n}" for n in scan.jsonl_loops]
+    assert renames == [], f"write files with evoquality._files.atomic_write instead: {renames}"
+    assert loops == [], f"read JSONL with evoquality._files.read_jsonl instead: {loops}"
