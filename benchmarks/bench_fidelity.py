@@ -1,18 +1,22 @@
-"""Benchmark: fidelity reward, our PyTorch reference (the CPU path) vs the ancestor's per-pair Python loop.
+"""Benchmark: the fidelity reward — providers `torch` (the PyTorch reference, the CPU path), `triton` (the compiled
+kernel, CUDA) and `loop` (the ancestor's per-pair Python loop, the anchor).
 
     .venv/bin/python benchmarks/bench_fidelity.py [--images 256 --rollouts 32 --partners 8] [--out DIR]
+    python benchmarks/bench_fidelity.py --device cuda --fused --partners all     # the GPU timings (gpu_kernels.py)
 
 The ancestor (VisualQuality-R1, as docs/method.md describes it) computes the reward in a triple Python loop over
 (image, rollout, partner) on 0-d tensors: about ten tiny tensor ops per triple and a host sync (`.item()`) per value.
 `ancestor_fidelity_loop` reproduces that faithfully (same formula, Eq. 2-3, all samples valid: the ancestor
 substitutes random scores for parse failures, so it has no invalid samples). Both paths are checked to agree before
 anything is timed. Target on CPU at B = 256, G = 32, 8 partners: reference >= 1000x faster than the loop.
+--fused times the fused fidelity + group advantages (`fidelity_advantages`, what a training step calls; the loop
+has no fused form, so it stays the reward loop). On CUDA the loop (~10 launches and a host sync per triple) is
+timed on a subset of images and extrapolated linearly in the triple count; such rows say "extrapolated".
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -20,11 +24,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import environment, fmt_s, time_fn  # noqa: E402
+import _rows  # noqa: E402
+from _timing import time_fn  # noqa: E402
 
 from evoquality import _backend  # noqa: E402
-from evoquality.ops.fidelity import GAMMA, fidelity_reward  # noqa: E402
+from evoquality.ops.fidelity import GAMMA, fidelity_advantages, fidelity_reward  # noqa: E402
 from evoquality.ops.partners import Partners  # noqa: E402
+
+PROVIDERS = ("torch", "triton", "loop")
+ANCHOR = "loop"
 
 
 def make_case(b: int, g: int, partners: int, *, device="cpu", seed: int = 0):
@@ -112,54 +120,81 @@ def loop_timing_on_subset(scores, partners, lists, *, max_triples: int, device) 
             "total_triples": total_triples, "extrapolated": triples < total_triples}
 
 
-def main(argv=None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=256)
     ap.add_argument("--rollouts", type=int, default=32)
-    ap.add_argument("--partners", type=int, default=8)
+    ap.add_argument("--partners", default="8", help="partners per image, or 'all'")
+    ap.add_argument("--fused", action="store_true", help="time fidelity_advantages (reward + group advantages)")
     ap.add_argument("--loop-triples", type=int, default=None,
                     help="time the loop on about this many (image, rollout, partner) triples and extrapolate "
                          "(default: all of them)")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch CPU threads (default 1: stable on a shared machine, and the loop is serial anyway)")
-    ap.add_argument("--out", type=Path, default=None, help="directory for fidelity_cpu.json")
-    args = ap.parse_args(argv)
+    _rows.add_kernel_arguments(ap, PROVIDERS, reps=20)
+    return ap
+
+
+def check_agreement(scores: torch.Tensor, partners: Partners, lists, max_triples: int = 4096) -> float:
+    """Max |loop - reference| (float64, on CPU) over the first images covering about `max_triples` triples."""
+    scores, partners = scores.double().cpu(), partners.to("cpu")
+    counts = partners.indptr.diff().tolist()
+    images, triples = [], 0
+    for i in range(scores.shape[0]):
+        if images and triples >= max_triples:
+            break
+        images.append(i)
+        triples += scores.shape[1] * counts[i]
+    loop_vals = torch.tensor(ancestor_fidelity_loop(scores, lists, images=images), dtype=torch.float64)
+    with _backend.force_provider("torch"):
+        ref_vals = fidelity_reward(scores, partners)[images]
+    return float((loop_vals - ref_vals).abs().max())
+
+
+def run(argv: list[str] | None = None) -> list[dict]:
+    args = build_parser().parse_args(argv)
+    providers, explicit = _rows.providers_of(args, PROVIDERS)
     torch.set_num_threads(args.threads)
+    b, g = args.images, args.rollouts
+    n_partners = b - 1 if args.partners == "all" else int(args.partners)
+    scores, partners = make_case(b, g, n_partners)
+    scores, partners = scores.to(args.device), partners.to(args.device)
+    lists = partner_lists(partners) if "loop" in providers else None
+    if lists is not None:  # agreement first: the loop and the reference compute the same rewards
+        agree = check_agreement(scores, partners, lists)
+        if not agree < 1e-12:
+            raise SystemExit(f"the loop and the reference disagree by {agree:.3g}: fix before timing")
+    op_fn = fidelity_advantages if args.fused else fidelity_reward
 
-    scores, partners = make_case(args.images, args.rollouts, args.partners)
-    lists = partner_lists(partners)
-    # agreement first: the loop and the reference compute the same rewards (float64 reference on these scores)
-    check_images = list(range(min(8, args.images)))
-    loop_vals = torch.tensor(ancestor_fidelity_loop(scores.double(), lists, images=check_images), dtype=torch.float64)
-    with _backend.force_provider("torch"):
-        ref_vals = fidelity_reward(scores.double(), partners)[check_images]
-    agree = float((loop_vals - ref_vals).abs().max())
-    if not agree < 1e-12:
-        raise SystemExit(f"the loop and the reference disagree by {agree:.3g}: fix before timing")
+    def timer(provider):
+        def call():
+            with _backend.force_provider(provider):
+                return op_fn(scores, partners)
+        return lambda: time_fn(call, device=args.device, reps=args.reps, max_seconds=args.max_seconds)
 
-    with _backend.force_provider("torch"):
-        ref = time_fn(lambda: fidelity_reward(scores, partners), reps=20)
-    total = args.rollouts * int(partners.indices.numel())
-    loop = loop_timing_on_subset(scores, partners, lists, max_triples=args.loop_triples or total, device="cpu")
-    result = {
-        "bench": "fidelity_cpu", **environment("cpu"),
-        "shape": {"images": args.images, "rollouts": args.rollouts, "partners_per_image": args.partners},
-        "loop_vs_reference_max_abs_diff": agree,
-        "reference": ref, "ancestor_loop": loop,
-        "speedup_p50": loop["p50_s"] / ref["p50_s"], "target_speedup": 1000.0,
-    }
-    print(f"fidelity reward, B={args.images} G={args.rollouts} partners={args.partners} on {result['device']} "
-          f"@ {result['commit']}")
-    print(f"  reference     p20/p50/p80 {fmt_s(ref['p20_s'])} / {fmt_s(ref['p50_s'])} / {fmt_s(ref['p80_s'])}")
-    tag = (f" (extrapolated from {loop['measured_triples']} of {loop['total_triples']} triples)"
-           if loop["extrapolated"] else "")
-    print(f"  ancestor loop p20/p50/p80 {fmt_s(loop['p20_s'])} / {fmt_s(loop['p50_s'])} / {fmt_s(loop['p80_s'])}{tag}")
-    print(f"  speedup (p50) {result['speedup_p50']:.0f}x (target >= 1000x)")
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "fidelity_cpu.json").write_text(json.dumps(result, indent=2))
-    return result
+    total = g * int(partners.indices.numel())
+    loop: dict = {}
+
+    def time_loop():
+        loop.update(loop_timing_on_subset(scores, partners, lists, max_triples=args.loop_triples or total,
+                                          device=args.device))
+        return loop
+
+    notes = {"torch": "target >= 1000x the loop" if not args.fused and args.device == "cpu" else ""}
+    rows = _rows.compare("fidelity_advantages" if args.fused else "fidelity_reward",
+                         f"B={b} G={g} partners={args.partners}",
+                         {"torch": timer("torch"), "triton": timer("triton"), "loop": time_loop},
+                         providers=providers, explicit=explicit, device=args.device, anchor=ANCHOR, work=b * g,
+                         unit="rewards/s", notes=notes)
+    if loop.get("extrapolated"):
+        next(r for r in rows if r["provider"] == "loop")["note"] = (
+            f"extrapolated from {loop['measured_triples']} of {loop['total_triples']} triples")
+    _rows.stamp(rows, args.device)
+    _rows.save(args.out, "bench_fidelity", rows, loop=loop or None)
+    return rows
+
+
+def main(argv=None) -> int:
+    return _rows.main_of(run, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

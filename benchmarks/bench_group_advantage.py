@@ -1,25 +1,29 @@
-"""Benchmark: group advantages on CPU, our reference vs TRL 1.16's inline computation (same semantics).
+"""Benchmark: group advantages — providers `torch` (the PyTorch reference, the CPU path), `triton` (the compiled
+kernel, CUDA) and `trl` (TRL 1.16's inline computation, same semantics: the anchor).
 
-    .venv/bin/python benchmarks/bench_group_advantage.py [--images 512 --rollouts 32] [--out DIR]
+    .venv/bin/python benchmarks/bench_group_advantage.py [--images 512 --rollouts 32] [--device cuda] [--out DIR]
 
 TRL's code (GRPOTrainer._generate_and_score_completions, sum_then_normalize) is reproduced by the test
-`tests/ops/test_group_advantage.py::trl_advantages`; both are checked to agree before timing.
+`tests/ops/test_group_advantage.py::trl_advantages`; the reference and TRL are checked to agree before timing.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import environment, fmt_s, time_fn  # noqa: E402
+import _rows  # noqa: E402
+from _timing import time_fn  # noqa: E402
 
 from evoquality import _backend  # noqa: E402
 from evoquality.ops.group_advantage import group_advantages  # noqa: E402
+
+PROVIDERS = ("torch", "triton", "trl")
+ANCHOR = "trl"
 
 
 def trl_group_advantages(rewards: torch.Tensor) -> torch.Tensor:
@@ -33,35 +37,48 @@ def trl_group_advantages(rewards: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num((flat - mean) / (std + 1e-4), nan=0.0).view(-1, g)
 
 
-def main(argv=None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=512)
     ap.add_argument("--rollouts", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: stable on a shared machine)")
-    ap.add_argument("--out", type=Path, default=None, help="directory for group_advantage_cpu.json")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    _rows.add_kernel_arguments(ap, PROVIDERS, reps=50)
+    return ap
 
+
+def run(argv: list[str] | None = None) -> list[dict]:
+    args = build_parser().parse_args(argv)
+    providers, explicit = _rows.providers_of(args, PROVIDERS)
+    torch.set_num_threads(args.threads)
+    b, g = args.images, args.rollouts
     gen = torch.Generator().manual_seed(0)
-    rewards = torch.rand(args.images, args.rollouts, generator=gen)
-    rewards[torch.rand(args.images, args.rollouts, generator=gen) < 0.05] = float("nan")
-    with _backend.force_provider("torch"):
-        diff = float((group_advantages(rewards) - trl_group_advantages(rewards)).abs().max())
+    rewards = torch.rand(b, g, generator=gen)
+    rewards[torch.rand(b, g, generator=gen) < 0.05] = float("nan")
+    rewards = rewards.to(args.device)
+    if "trl" in providers:
+        with _backend.force_provider("torch"):
+            diff = float((group_advantages(rewards) - trl_group_advantages(rewards)).abs().max())
         if not diff < 1e-5:
             raise SystemExit(f"reference and TRL disagree by {diff:.3g}")
-        ref = time_fn(lambda: group_advantages(rewards), reps=50)
-    trl = time_fn(lambda: trl_group_advantages(rewards), reps=50)
-    result = {"bench": "group_advantage_cpu", **environment("cpu"),
-              "shape": {"images": args.images, "rollouts": args.rollouts}, "max_abs_diff_vs_trl": diff,
-              "reference": ref, "trl_inline": trl, "ratio_p50": trl["p50_s"] / ref["p50_s"]}
-    print(f"group advantages B={args.images} G={args.rollouts} on {result['device']} @ {result['commit']}")
-    print(f"  reference  p20/p50/p80 {fmt_s(ref['p20_s'])} / {fmt_s(ref['p50_s'])} / {fmt_s(ref['p80_s'])}")
-    print(f"  TRL inline p20/p50/p80 {fmt_s(trl['p20_s'])} / {fmt_s(trl['p50_s'])} / {fmt_s(trl['p80_s'])}")
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "group_advantage_cpu.json").write_text(json.dumps(result, indent=2))
-    return result
+
+    def timer(fn, provider=None):
+        def call():
+            with _backend.force_provider(provider):
+                return fn(rewards)
+        return lambda: time_fn(call, device=args.device, reps=args.reps, max_seconds=args.max_seconds)
+
+    rows = _rows.compare("group_advantages", f"B={b} G={g}",
+                         {"torch": timer(group_advantages, "torch"), "triton": timer(group_advantages, "triton"),
+                          "trl": timer(trl_group_advantages)},
+                         providers=providers, explicit=explicit, device=args.device, anchor=ANCHOR, work=b * g,
+                         unit="advantages/s")
+    _rows.stamp(rows, args.device)
+    _rows.save(args.out, "bench_group_advantage", rows)
+    return rows
+
+
+def main(argv=None) -> int:
+    return _rows.main_of(run, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,9 @@
 
     python benchmarks/bench_image_pipeline.py --out DIR [--threads 1 2] [--rounds 15] [--time-budget 100]
 
-Contenders (each gets the same encoded images; every round runs all of them once, round-robin, so drifting machine
+`run(argv)` returns rows (benchmarks/_rows.py): per case and thread count, each provider's time per image against
+the fastest transformers processor of that case (the anchor), plus normalise+patchify per output megapixel.
+Providers (each gets the same encoded images; every round runs all of them once, round-robin, so drifting machine
 load hits them alike):
 - transformers-pil:   Qwen2VLImageProcessorPil on PIL images opened from the bytes (the CPU default path);
 - transformers-torchvision: Qwen2VLImageProcessor (torchvision backend), only where torchvision imports;
@@ -37,6 +39,14 @@ from PIL import Image
 import evoquality.io as eio
 from evoquality import _backend
 from evoquality.io.reference import preprocess_ref
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _rows  # noqa: E402
+from _rows import row, side_by_side, spread  # noqa: E402
+
+PROVIDERS = ("transformers-pil", "transformers-torchvision", "pillow-numpy", "native-exact", "native-approx",
+             "native-uint8")
+ANCHOR = None  # chosen per case: the fastest transformers processor that imports here
 
 DISTINCT = 8  # distinct images per case; larger batches cycle through them
 
@@ -280,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> dict:
+def measure(args: argparse.Namespace) -> dict:
     """Measure what `args` asks for and return the report (also written to args.out after every case)."""
     if not eio.native_available():
         raise RuntimeError("evoquality._native is not built")
@@ -310,13 +320,41 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
-def main(argv=None) -> int:
+def rows_of(report: dict) -> list[dict]:
+    """Rows of a report: per case and thread count, every provider in seconds per image (from its images/s
+    percentiles) against the fastest transformers processor of that case; then normalise + patchify."""
+    out = []
+    for c in report["cases"]:
+        rates = c["images_per_s"]
+        anchor = max((k for k in rates if k.startswith("transformers")), key=lambda k: rates[k]["p50"])
+        shape = f"{c['case']} batch={c['batch']} threads={c['threads']}"
+        timings = {k: spread(1 / r["p80"], 1 / r["p50"], 1 / r["p20"], c["rounds"]) for k, r in rates.items()}
+        exact = "bit-identical to transformers: " + ("yes" if c["bit_identical_to_transformers"] else "NO")
+        out += side_by_side("image_preprocess", shape, timings, anchor=anchor, work=1, unit="images/s",
+                            notes={"native-exact": exact})
+        out += [row("image_preprocess", k, shape, status="skipped", note=why) for k, why in c["unavailable"].items()]
+    patchify = report.get("patchify_ms_per_output_mp", {})
+    for mode in ("fresh", "reused_out"):
+        if f"{mode}_wall_ms_per_mp" in patchify:
+            ms = patchify[f"{mode}_wall_ms_per_mp"]
+            out.append(row("normalize_patchify", "native-exact", f"4x 812x1204, {mode} output, 1 thread",
+                           spread(ms["p20"] / 1e3, ms["p50"] / 1e3, ms["p80"] / 1e3),
+                           note="ms per output megapixel (wall); target <= 3"))
+    out += [row("image_preprocess", "", s.split(":")[0], status="skipped", note=s.split(": ", 1)[-1])
+            for s in report.get("skipped", [])]
+    return out
+
+
+def run(argv: list[str] | None = None) -> list[dict]:
+    """Measure what argv asks for (DIR's report files rewritten after every case) and return the rows."""
     args = build_parser().parse_args(argv)
     if not eio.native_available():
-        print("evoquality._native is not built", file=sys.stderr)
-        return 2
-    print(to_markdown(run(args)))
-    return 0
+        raise _rows.Skip("evoquality._native is not built (`pip install -e .` builds it)")
+    return _rows.stamp(rows_of(measure(args)), "cpu")
+
+
+def main(argv=None) -> int:
+    return _rows.main_of(run, argv)
 
 
 if __name__ == "__main__":

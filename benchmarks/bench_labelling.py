@@ -15,7 +15,8 @@ same number of sequences per `generate` call, the same seeds and a fixed answer 
 Models: ``--model DIR`` (a checkpoint), else ``--config tiny`` (the offline tiny Qwen2.5-VL), or ``3b`` / ``7b``: the
 Qwen2.5-VL-3B/7B architecture with random weights and the tiny tokenizer's vocabulary (so the LM head is smaller
 than the real one; GPU only). Writes DIR/bench_labelling.json and DIR/bench_labelling.md with device, versions,
-commit and p20/p50/p80 over repeats.
+commit and p20/p50/p80 over repeats. `run(argv)` returns rows (benchmarks/_rows.py) for providers
+`one-prefill-per-order` (``shared``) and `k-prefills` (``separate``, the anchor).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _rows  # noqa: E402
+
+PROVIDERS = ("one-prefill-per-order", "k-prefills")
+ANCHOR = "k-prefills"
 
 # Qwen2.5-VL architecture sizes (the published config.json of the 3B and 7B Instruct checkpoints).
 ARCH = {
@@ -186,7 +193,7 @@ def _vllm_end_to_end(model_dir: Path, workdir: Path, images, votes: int, max_new
     return {"status": "ok", **{k: summary[k] for k in keep}}
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--model", help="checkpoint directory (overrides --config)")
@@ -201,6 +208,13 @@ def main(argv=None) -> int:
     ap.add_argument("--vllm", action="store_true",
                     help="also run the labelling runner end to end with the vLLM backend (needs vllm + a GPU; the "
                          "model is --model, or the tiny checkpoint)")
+    return ap
+
+
+def measure(argv=None) -> dict:
+    """Time both paths as argv asks (DIR's files rewritten after every repeat); returns what bench_labelling.json
+    holds."""
+    ap = build_parser()
     args = ap.parse_args(argv)
     if args.votes < 2 or args.votes % 2:
         ap.error("--votes must be an even number >= 2")
@@ -277,8 +291,28 @@ def main(argv=None) -> int:
                 torch.cuda.empty_cache()
             result["vllm"] = _vllm_end_to_end(model_dir or (tmp / "tiny"), tmp, images, 8, max_new)
             _report(out, result)
-    print((out / "bench_labelling.md").read_text())
-    return 0
+    result["device_type"] = "cuda" if device.startswith("cuda") else "cpu"
+    return result
+
+
+def run(argv: list[str] | None = None) -> list[dict]:
+    r = measure(argv)
+    if not r.get("paths"):
+        raise RuntimeError("bench_labelling timed nothing")
+    shape = (f"{r['model']}: {r['pairs']} pairs x K={r['votes']}, {r['max_new_tokens']} new tokens, "
+             f"{r['image_side']} px")
+    timings = {name: _rows.spread(p["seconds_p20"], p["seconds_p50"], p["seconds_p80"], len(p["seconds_all"]))
+               for name, p in r["paths"].items()}
+    rows = _rows.side_by_side("labelling_votes", shape, {"one-prefill-per-order": timings["shared"],
+                                                         "k-prefills": timings["separate"]},
+                              anchor=ANCHOR, work=r["pairs"] * r["votes"], unit="votes/s",
+                              notes={"one-prefill-per-order": "2 prompts per pair, n = K/2 samples each; target >= 3x",
+                                     "k-prefills": "K prompts per pair, one sample each (the ancestor's way)"})
+    return _rows.stamp(rows, r["device_type"])
+
+
+def main(argv=None) -> int:
+    return _rows.main_of(run, argv)
 
 
 if __name__ == "__main__":

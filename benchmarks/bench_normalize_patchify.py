@@ -18,7 +18,9 @@ same rounds, round-robin with this checkout's build, so the two are compared sid
 Peak memory: a fresh process builds its input, resets its peak RSS (/proc/self/clear_refs), produces one image's
 output and reports the peak resident growth over the output's bytes (1.0 = nothing beyond the output itself; 0 =
 served from memory the process already held, as small outputs are by malloc).
-Writes DIR/bench_normalize_patchify.{json,md} with device, versions, commit and p20/p50/p80.
+Writes DIR/bench_normalize_patchify.{json,md} with device, versions, commit and p20/p50/p80. `run(argv)` returns
+rows (benchmarks/_rows.py) per dtype and buffer mode for providers `native` (this checkout's build) and `baseline`
+(the --baseline build, the anchor when given); their times are ms per output megapixel, not per call.
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ from evoquality import _backend
 from evoquality.io.reference import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _rows  # noqa: E402
 from bench_image_pipeline import _photo, environment, peak_growth  # noqa: E402  (same photos and environment record)
+
+PROVIDERS = ("native", "baseline")
+ANCHOR = "baseline"
 
 HEIGHT, WIDTH, IMAGES = 812, 1204, 4
 DTYPES = ("float32", "bfloat16", "uint8")
@@ -143,15 +149,32 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="directory for the JSON and markdown results")
     parser.add_argument("--repeats", type=int, default=40, help="round-robin rounds (each times every contender)")
     parser.add_argument("--baseline", type=Path, help="a _native*.so of another build, timed side by side")
-    args = parser.parse_args()
+    return parser
+
+
+def rows_of(report: dict) -> list[dict]:
+    t = report["ms_per_output_mp"]
+    names = dict(zip(report["builds"], PROVIDERS))  # "this checkout" -> native, "baseline (...)" -> baseline
+    out = []
+    for dtype in DTYPES:
+        for mode in MODES:
+            timings = {names[b]: _rows.spread(*(t[b][dtype][mode][q] / 1e3 for q in ("p20", "p50", "p80")),
+                                              t["repeats"]) for b in report["builds"]}
+            out += _rows.side_by_side("normalize_patchify", f"{IMAGES}x {HEIGHT}x{WIDTH} {dtype}, {mode} buffer, 1 "
+                                      "thread", timings, anchor=ANCHOR,
+                                      notes=dict.fromkeys(timings, "ms per output megapixel (wall); target <= 3"))
+    return out
+
+
+def run(argv: list[str] | None = None) -> list[dict]:
+    args = build_parser().parse_args(argv)
     if not eio.native_available():
-        print("evoquality._native is not built", file=sys.stderr)
-        return 2
+        raise _rows.Skip("evoquality._native is not built (`pip install -e .` builds it)")
     builds = {"this checkout": _backend.native_extension()}
     if args.baseline is not None:
         builds[f"baseline ({args.baseline})"] = load_build(args.baseline)
@@ -162,8 +185,11 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_normalize_patchify.json").write_text(json.dumps(report, indent=1))
     (args.out / "bench_normalize_patchify.md").write_text(to_markdown(report))
-    print(to_markdown(report))
-    return 0
+    return _rows.stamp(rows_of(report), "cpu")
+
+
+def main(argv=None) -> int:
+    return _rows.main_of(run, argv)
 
 
 if __name__ == "__main__":

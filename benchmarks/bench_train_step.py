@@ -13,7 +13,8 @@ enough for the prompt); the model keeps the real vocabulary (its extra ids decod
 Writes DIR/bench_train_step.json and DIR/bench_train_step.md: per-phase seconds (p20/p50/p80 over the timed steps,
 after one warm-up step), tokens/s, non-model share, peak memory, device, versions and commit. On one H100 the 3B
 default should finish in about 2 minutes (not yet measured); 7b needs ~90 GB (policy, gradients, AdamW state and the KL reference in bf16):
-use an H200 or --beta 0.
+use an H200 or --beta 0. `run(argv)` returns rows (benchmarks/_rows.py): one per phase with its share of the step,
+and the non-model time; the one provider is `FidelityGRPOTrainer` (no anchor: the shares are the figure).
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _rows  # noqa: E402
+
+PROVIDERS = ("FidelityGRPOTrainer",)
+ANCHOR = None
 
 # Transcribed from the published Qwen/Qwen2.5-VL-3B-Instruct and Qwen2.5-VL-7B-Instruct config.json files (text
 # decoder with mRoPE sections [16, 24, 24] over head_dim 128; the shared 32-block windowed vision tower with full
@@ -140,7 +147,7 @@ def commit() -> str:
         return "unknown"
 
 
-def run(args: argparse.Namespace) -> dict:
+def measure(args: argparse.Namespace) -> dict:
     import torch
     import transformers
     import trl
@@ -266,10 +273,54 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# What each measured phase holds (evoquality.training.timing.PHASES), in plain words where they differ.
+PHASE_NOTES = {
+    "preprocess": "preprocessing: image decode + processor + prompt tokenisation",
+    "generation": "rollout sampling",
+    "weight_sync": "vLLM weight push (0 without vLLM)",
+    "reward": "score parsing + fused fidelity reward and group advantages",
+    "advantage": "hand-over of the fused advantages to TRL",
+    "logprob_forward": "reference/old log-prob forwards (model)",
+    "forward_backward": "policy forward + loss + backward",
+    "optimizer": "AdamW step",
+    "other": "batch slicing, callbacks",
+    "total": "step wall time",
+}
+
+
+def rows_of(r: dict) -> list[dict]:
+    """One row per phase with its share of the step (p50 / total p50), and the non-model time
+    (evoquality.training.timing.NON_MODEL_PHASES) with its share."""
+    from evoquality.training.timing import NON_MODEL_PHASES
+
+    def timing(p: dict) -> dict:
+        return _rows.spread(p["p20"], p["p50"], p["p80"], p["n"])
+
+    shape = (f"{r['config']}: {r['images']} images x {r['rollouts_per_image']} rollouts, {r['max_new_tokens']} new "
+             f"tokens, {r['image_size']} px")
+    total = r["phases_s"]["total"]["p50"] or 1.0
+    throughput = {"total": (r["tokens_per_s"]["p50"], "tokens/s"),
+                  "generation": (r["generated_tokens_per_s"]["p50"], "generated tokens/s")}
+    out = []
+    for phase, p in r["phases_s"].items():
+        tput, unit = throughput.get(phase, (None, None))
+        out.append(_rows.row(f"train_step/{phase}", PROVIDERS[0], shape, timing(p), share_of_step=p["p50"] / total,
+                             throughput=tput, throughput_unit=unit, note=PHASE_NOTES.get(phase, "")))
+    share = r["non_model_share"]
+    out.append(_rows.row("train_step/non_model", PROVIDERS[0], shape, timing(r["non_model_s"]),
+                         share_of_step=share["p50"],
+                         note=f"{' + '.join(NON_MODEL_PHASES)} (the rest runs or updates the model); share "
+                              f"p20/p50/p80 {share['p20']:.3f} / {share['p50']:.3f} / {share['p80']:.3f}"))
+    return out
+
+
+def run(argv: list[str] | None = None) -> list[dict]:
+    r = measure(build_parser().parse_args(argv))
+    return _rows.stamp(rows_of(r), "cuda" if r["peak_memory_gb"] is not None else "cpu")
+
+
 def main(argv=None) -> int:
-    result = run(build_parser().parse_args(argv))
-    print(markdown(result))
-    return 0
+    return _rows.main_of(run, argv)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,29 @@
-"""Benchmark: stage-1 vote tally on CPU, the PyTorch reference vs a per-pair Python loop over the votes.
+"""Benchmark: the stage-1 vote tally — providers `torch` (the PyTorch reference, the CPU path), `triton` (the
+compiled kernel, CUDA) and `loop` (a per-pair Python loop over the votes: the anchor).
 
-    .venv/bin/python benchmarks/bench_vote_tally.py [--pairs 20000 --votes 32] [--out DIR]
+    .venv/bin/python benchmarks/bench_vote_tally.py [--pairs 20000 --votes 32] [--device cuda] [--out DIR]
 
-The paper's round: 20,000 pairs x K = 32 votes. Both paths are checked to give identical counts before timing.
+The paper's round: 20,000 pairs x K = 32 votes. The loop and the reference are checked to give identical counts
+before timing.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import environment, fmt_s, time_fn  # noqa: E402
+import _rows  # noqa: E402
+from _timing import time_fn  # noqa: E402
 
 from evoquality import _backend  # noqa: E402
 from evoquality.ops.vote_tally import vote_tally  # noqa: E402
+
+PROVIDERS = ("torch", "triton", "loop")
+ANCHOR = "loop"
 
 
 def loop_tally(votes: list[list[int]], swapped: list[list[bool]], valid: list[list[bool]]):
@@ -37,38 +42,53 @@ def loop_tally(votes: list[list[int]], swapped: list[list[bool]], valid: list[li
     return out
 
 
-def main(argv=None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=20000)
     ap.add_argument("--votes", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: stable on a shared machine)")
-    ap.add_argument("--out", type=Path, default=None, help="directory for vote_tally_cpu.json")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    _rows.add_kernel_arguments(ap, PROVIDERS, reps=20)
+    return ap
 
+
+def run(argv: list[str] | None = None) -> list[dict]:
+    args = build_parser().parse_args(argv)
+    providers, explicit = _rows.providers_of(args, PROVIDERS)
+    torch.set_num_threads(args.threads)
+    m, k = args.pairs, args.votes
     gen = torch.Generator().manual_seed(0)
-    votes = torch.randint(0, 2, (args.pairs, args.votes), generator=gen)
-    swapped = torch.rand(args.pairs, args.votes, generator=gen) < 0.5
-    valid = torch.rand(args.pairs, args.votes, generator=gen) < 0.95
+    votes = torch.randint(0, 2, (m, k), generator=gen)
+    swapped = torch.rand(m, k, generator=gen) < 0.5
+    valid = torch.rand(m, k, generator=gen) < 0.95
     lists = (votes.tolist(), swapped.tolist(), valid.tolist())
-    with _backend.force_provider("torch"):
-        tally = vote_tally(votes, swapped, valid)
+    votes, swapped, valid = votes.to(args.device), swapped.to(args.device), valid.to(args.device)
+    if "loop" in providers:
+        with _backend.force_provider("torch"):
+            tally = vote_tally(votes, swapped, valid)
         expected = list(zip(tally.wins_i.tolist(), tally.wins_j.tolist(), tally.n_invalid.tolist()))
         if loop_tally(*lists) != expected:
             raise SystemExit("the loop and the reference disagree: fix before timing")
-        ref = time_fn(lambda: vote_tally(votes, swapped, valid), reps=20)
-    loop = time_fn(lambda: loop_tally(*lists), warmup=1, reps=5)
-    result = {"bench": "vote_tally_cpu", **environment("cpu"), "shape": {"pairs": args.pairs, "votes": args.votes},
-              "reference": ref, "python_loop": loop, "speedup_p50": loop["p50_s"] / ref["p50_s"]}
-    print(f"vote tally M={args.pairs} K={args.votes} on {result['device']} @ {result['commit']}")
-    print(f"  reference   p20/p50/p80 {fmt_s(ref['p20_s'])} / {fmt_s(ref['p50_s'])} / {fmt_s(ref['p80_s'])}")
-    print(f"  Python loop p20/p50/p80 {fmt_s(loop['p20_s'])} / {fmt_s(loop['p50_s'])} / {fmt_s(loop['p80_s'])}")
-    print(f"  speedup (p50) {result['speedup_p50']:.0f}x")
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "vote_tally_cpu.json").write_text(json.dumps(result, indent=2))
-    return result
+
+    def timer(provider):
+        def call():
+            with _backend.force_provider(provider):
+                return vote_tally(votes, swapped, valid)
+        return lambda: time_fn(call, device=args.device, reps=args.reps, max_seconds=args.max_seconds)
+
+    # The loop runs on host lists: a few reps suffice (each is ~10^5 times slower than the reference).
+    loop = lambda: time_fn(lambda: loop_tally(*lists), warmup=1, reps=min(args.reps, 5),  # noqa: E731
+                           max_seconds=args.max_seconds)
+    rows = _rows.compare("vote_tally", f"M={m} K={k}", {"torch": timer("torch"), "triton": timer("triton"),
+                                                        "loop": loop},
+                         providers=providers, explicit=explicit, device=args.device, anchor=ANCHOR, work=m * k,
+                         unit="votes/s")
+    _rows.stamp(rows, args.device)
+    _rows.save(args.out, "bench_vote_tally", rows)
+    return rows
+
+
+def main(argv=None) -> int:
+    return _rows.main_of(run, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,12 +1,14 @@
-"""GPU suite for the numeric ops: compiled Triton kernels checked against the float64 references, then timed
-against the PyTorch reference (on the same GPU) and the ancestor's per-pair loop.
+"""GPU driver for the numeric ops: compiled Triton kernels checked against the float64 references, then each op's
+bench_<op>.py run at the GPU sizes with its providers triton, torch (the reference on the same GPU) and the loop.
 
     python benchmarks/gpu_kernels.py --out DIR            # on a CUDA machine; < 2 minutes on one H100
     python benchmarks/gpu_kernels.py --out DIR --smoke    # tiny sizes on CPU through the Triton interpreter:
                                                           # exercises this script end to end, times nothing real
 
-Writes DIR/kernels.json (every row with device, versions, commit) and DIR/kernels.md (the tables). Exit status 1
-when a correctness check fails, 0 otherwise; target misses are reported, not fatal.
+Writes DIR/kernels.json (the checks, and the timing rows of the bench modules with device, versions, commit) and
+DIR/kernels.md (the tables). `run(argv)` returns the rows (a failed correctness check is a failed row), as every
+bench module's does. Exit status 1 when a correctness check fails, 2 without CUDA (and no --smoke), 0 otherwise;
+target misses are reported, not fatal.
 Checks: fp32 and bf16 inputs; the float64 reference is computed from the same (upcast) input values and judged by
 `evoquality.ops.tolerances` (no worse than 2x the fp32 PyTorch reference + a floor; vote counts exact).
 Timings: p20/p50/p80 with CUDA events, launch overhead included (what a training step pays). The ancestor loop
@@ -29,23 +31,23 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes on CPU via TRITON_INTERPRET (script check)")
     ap.add_argument("--budget-s", type=float, default=100.0, help="skip remaining timings after this wall time")
-    return ap.parse_args(argv)
+    return ap
 
 
-ARGS = parse_args() if __name__ == "__main__" else None
-if ARGS is not None and ARGS.smoke:
+if __name__ == "__main__" and "--smoke" in sys.argv:
     os.environ["TRITON_INTERPRET"] = "1"  # before anything imports triton kernels
 
 import torch  # noqa: E402
 
 sys.path.insert(0, str(HERE))
-from _timing import environment, fmt_s, time_fn  # noqa: E402
-from bench_fidelity import loop_timing_on_subset, make_case, partner_lists  # noqa: E402
+from _rows import Skip, main_of, row  # noqa: E402
+from _timing import environment, fmt_s  # noqa: E402
+from bench_fidelity import make_case  # noqa: E402
 
 from evoquality import _backend  # noqa: E402
 from evoquality.ops.fidelity import fidelity_advantages, fidelity_advantages_ref  # noqa: E402
@@ -63,14 +65,14 @@ def sizes(smoke: bool) -> dict:
             "vote": [(37, 5)], "fid": [(7, 5, "dense"), (9, 8, 2)], "group": [(7, 5)], "win": [(21, 5)],
             "win_pairs": 13, "time_fid": [(16, 8, p) for p in (1, 8, "all")], "target_fid": (16, 8, 8),
             "time_vote": (64, 8), "time_group": (16, 8), "time_win": (33, 8), "time_win_pairs": 50, "loop_triples": 64,
-            "reps": 3,
+            "reps": 3, "device": "cpu",
         }
     return {
         "vote": [(20001, 32), (999, 33)], "fid": [(7, 5, "dense"), (512, 32, 8), (1023, 8, 1), (257, 32, "all")],
         "group": [(512, 32), (1023, 7)], "win": [(1001, 32), (333, 17)], "win_pairs": 5000,
         "time_fid": [(b, g, p) for b in (64, 256, 1024) for g in (8, 32) for p in (1, 8, "all")],
         "target_fid": (512, 32, 8), "time_vote": (20000, 32), "time_group": (512, 32), "time_win": (10000, 32),
-        "time_win_pairs": 20000, "loop_triples": 200, "reps": 50,
+        "time_win_pairs": 20000, "loop_triples": 200, "reps": 50, "device": "cuda",
     }
 
 
@@ -177,99 +179,74 @@ def run_checks(device, sz) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------------ timing
-def time_fidelity(device, b, g, partners, sz) -> dict:
-    n_partners = b - 1 if partners == "all" else partners
-    scores, p = make_case(b, g, n_partners, seed=b + g)
-    scores, p = scores.to(device), p.to(device)
-    reps = sz["reps"]
-    tri = time_fn(with_provider("triton", lambda: fidelity_advantages(scores, p)), device=device, reps=reps)
-    ref = time_fn(with_provider("torch", lambda: fidelity_advantages(scores, p)), device=device, reps=reps,
-                  max_seconds=2.0)
-    loop = loop_timing_on_subset(scores, p, partner_lists(p), max_triples=sz["loop_triples"], device=device)
-    return {"op": "fidelity_advantages", "B": b, "G": g, "partners": partners, "triton": tri, "torch": ref,
-            "loop": loop, "x_vs_torch": ref["p50_s"] / tri["p50_s"], "x_vs_loop": loop["p50_s"] / tri["p50_s"]}
+# Each op's timing lives in its bench_<op>.py (providers triton, torch and the loop anchor); these are the GPU
+# sizes. (module, argv, target): the targets run first and always; the rest is skipped once --budget-s is spent.
+def timing_jobs(sz) -> list[tuple[str, list[str], bool]]:
+    common = ["--device", sz["device"], "--providers", None, "--reps", str(sz["reps"])]
 
+    def fid(b, g, p):
+        return ["--images", str(b), "--rollouts", str(g), "--partners", str(p), "--fused",
+                "--loop-triples", str(sz["loop_triples"])]
 
-def time_target(device, sz) -> dict:
-    b, g, partners = sz["target_fid"]
-    row = time_fidelity(device, b, g, partners, sz)
-    row.update(target=True, target_p50_s=50e-6, target_x_vs_torch=10.0,
-               met=row["triton"]["p50_s"] <= 50e-6 and row["x_vs_torch"] >= 10.0)
-    return row
+    def argv(args, providers):
+        return args + [providers if a is None else a for a in common]
 
-
-def win_scores(device, n, k):
-    return (torch.round((1 + 4 * torch.rand(n, k, generator=torch.Generator().manual_seed(0))) * 100) / 100).to(device)
-
-
-def time_win(device, sz, deadline) -> dict:
-    n, k = sz["time_win"]
-    scores = win_scores(device, n, k)
-    tri = time_fn(with_provider("triton", lambda: win_matrix(scores)), device=device, warmup=1, reps=10)
-    row = {"op": "win_matrix", "N": n, "K": k, "triton": tri, "target_p50_s": 50e-3, "met": tri["p50_s"] <= 50e-3}
-    if time.monotonic() < deadline:
-        row["torch"] = time_fn(with_provider("torch", lambda: win_matrix(scores)), device=device, warmup=0, reps=3,
-                               max_seconds=5.0)
-    return row
-
-
-def time_win_pairs(device, sz) -> dict:
     (n, k), m = sz["time_win"], sz["time_win_pairs"]
-    scores = win_scores(device, n, k)
-    pairs = torch.randint(0, n, (m, 2), generator=torch.Generator().manual_seed(1)).to(device)
-    return {"op": "win_matrix(pairs)", "N": n, "K": k, "M": m,
-            "triton": time_fn(with_provider("triton", lambda: win_matrix(scores, pairs=pairs)), device=device),
-            "torch": time_fn(with_provider("torch", lambda: win_matrix(scores, pairs=pairs)), device=device)}
-
-
-def time_vote(device, sz) -> dict:
-    m, k = sz["time_vote"]
-    votes = torch.randint(0, 2, (m, k)).to(device)
-    swapped, valid = (torch.rand(m, k) < 0.5).to(device), (torch.rand(m, k) < 0.9).to(device)
-    return {"op": "vote_tally", "M": m, "K": k,
-            "triton": time_fn(with_provider("triton", lambda: vote_tally(votes, swapped, valid)), device=device),
-            "torch": time_fn(with_provider("torch", lambda: vote_tally(votes, swapped, valid)), device=device)}
-
-
-def time_group(device, sz) -> dict:
-    b, g = sz["time_group"]
-    r = torch.rand(b, g).to(device)
-    return {"op": "group_advantages", "B": b, "G": g,
-            "triton": time_fn(with_provider("triton", lambda: group_advantages(r)), device=device),
-            "torch": time_fn(with_provider("torch", lambda: group_advantages(r)), device=device)}
-
-
-def run_timings(device, sz, deadline) -> list[dict]:
-    """Every timing row; one that raises becomes an "error" row (the others still run and the report is written)."""
-    jobs = [(("fidelity_advantages", {"B": b, "G": g, "partners": p}), True,
-             lambda b=b, g=g, p=p: time_fidelity(device, b, g, p, sz)) for b, g, p in sz["time_fid"]]
-    jobs += [
-        (("fidelity_advantages", dict(zip("BG", sz["target_fid"][:2]), partners=sz["target_fid"][2])), False,
-         lambda: time_target(device, sz)),
-        (("win_matrix", dict(zip("NK", sz["time_win"]))), False, lambda: time_win(device, sz, deadline)),
-        (("win_matrix(pairs)", dict(zip("NK", sz["time_win"]), M=sz["time_win_pairs"])), True,
-         lambda: time_win_pairs(device, sz)),
-        (("vote_tally", dict(zip("MK", sz["time_vote"]))), True, lambda: time_vote(device, sz)),
-        (("group_advantages", dict(zip("BG", sz["time_group"]))), True, lambda: time_group(device, sz)),
+    return [
+        ("bench_fidelity", argv(fid(*sz["target_fid"]), "torch,triton,loop"), True),
+        ("bench_win_matrix", argv(["--images", str(n), "--samples", str(k), "--pairs", str(m), "--max-seconds", "5"],
+                                  "torch,triton"), True),
+        ("bench_vote_tally", argv(["--pairs", str(sz["time_vote"][0]), "--votes", str(sz["time_vote"][1])],
+                                  "torch,triton"), False),
+        ("bench_group_advantage", argv(["--images", str(sz["time_group"][0]), "--rollouts", str(sz["time_group"][1])],
+                                       "torch,triton"), False),
+        *(("bench_fidelity", argv(fid(*case), "torch,triton,loop"), False) for case in sz["time_fid"]
+          if case != sz["target_fid"]),
     ]
+
+
+# Targets on one H100, judged on the triton row: (op, shape) -> (p50 seconds at most, x the torch p50 at least).
+TARGETS = {("fidelity_advantages", "B=512 G=32 partners=8"): (50e-6, 10.0),
+           ("win_matrix", "N=10000 K=32"): (50e-3, None)}
+
+
+def mark_targets(rows: list[dict]) -> None:
+    for r in rows:
+        target = TARGETS.get((r["op"], r["shape"]))
+        if r["provider"] != "triton" or r["status"] != "ok" or target is None:
+            continue
+        torch_row = next((t for t in rows if t["op"] == r["op"] and t["shape"] == r["shape"]
+                          and t["provider"] == "torch" and t["status"] == "ok"), None)
+        met = r["p50_ms"] / 1e3 <= target[0] and (target[1] is None or (
+            torch_row is not None and torch_row["p50_ms"] / r["p50_ms"] >= target[1]))
+        r["note"] = f"target {'met' if met else 'MISSED'}"
+
+
+def run_timings(sz, deadline) -> list[dict]:
+    """Every timing row; a job that raises becomes a failed row (the others still run and the report is written)."""
+    import importlib
+
     rows = []
-    for (op, size), optional, job in jobs:
-        if optional and time.monotonic() > deadline:  # the targets always run
-            rows.append({"op": op, **size, "skipped": "time budget"})
+    for module, argv, always in timing_jobs(sz):
+        bench = importlib.import_module(module)
+        if not always and time.monotonic() > deadline:
+            shape = " ".join(argv[:argv.index("--device")])
+            rows.append(row(module.removeprefix("bench_"), "", shape, status="skipped", note="time budget"))
             continue
         try:
-            rows.append(job())
-        except Exception as e:
-            rows.append({"op": op, **size, "skipped": "error: " + "".join(
-                traceback.format_exception_only(type(e), e)).strip().splitlines()[-1]})
+            rows += bench.run(argv)
+        except (Exception, SystemExit) as e:
+            rows.append(row(module.removeprefix("bench_"), "", " ".join(argv), status="failed", note="".join(
+                traceback.format_exception_only(type(e), e)).strip().splitlines()[-1]))
+    mark_targets(rows)
     return rows
 
 
 # ------------------------------------------------------------------------------------------------------ report
-def p3(t: dict | None) -> str:
-    if not t:
-        return "-"
-    return f"{fmt_s(t['p20_s'])} / {fmt_s(t['p50_s'])} / {fmt_s(t['p80_s'])}"
+def p3(r: dict | None) -> str:
+    if not r or r["status"] != "ok":
+        return "-" if not r else f"{r['status']} ({r['note']})"
+    return " / ".join(fmt_s(r[f"p{q}_ms"] / 1e3) for q in (20, 50, 80))
 
 
 def markdown(env: dict, checks: list[dict], timings: list[dict], wall_s: float, smoke: bool) -> str:
@@ -290,46 +267,61 @@ def markdown(env: dict, checks: list[dict], timings: list[dict], wall_s: float, 
     lines += ["", "## Timings, p20 / p50 / p80 (CUDA events; speedups are p50 ratios from this run)", "",
               "| op | size | Triton | torch reference | ancestor loop | x torch | x loop |",
               "|---|---|---|---|---|---|---|"]
-    for t in timings:
-        size = " ".join(f"{k}={t[k]}" for k in ("B", "G", "partners", "N", "K", "M") if k in t)
-        if "skipped" in t:
-            lines.append(f"| {t['op']} | {size} | skipped ({t['skipped']}) | | | | |")
+    for op, shape in dict.fromkeys((t["op"], t["shape"]) for t in timings):
+        by = {t["provider"]: t for t in timings if (t["op"], t["shape"]) == (op, shape)}
+        if "" in by:  # the whole job was skipped (time budget) or failed
+            lines.append(f"| {op} | {shape} | {by['']['status']} ({by['']['note']}) | | | | |")
             continue
-        loop = t.get("loop")
-        loop_s = p3(loop) + (f" (extrapolated from {loop['measured_triples']} of {loop['total_triples']} triples)"
-                             if loop and loop["extrapolated"] else "") if loop else "-"
-        xt = f"{t['torch']['p50_s'] / t['triton']['p50_s']:.1f}" if t.get("torch") else "-"
-        xl = f"{t['x_vs_loop']:.0f}" if "x_vs_loop" in t else "-"
-        mark = f" **target {'met' if t['met'] else 'MISSED'}**" if "met" in t else ""
-        lines.append(
-            f"| {t['op']}{mark} | {size} | {p3(t['triton'])} | {p3(t.get('torch'))} | {loop_s} | {xt} | {xl} |")
+        tri, ref, loop = by.get("triton"), by.get("torch"), by.get("loop")
+        ok = [t for t in (tri, ref, loop) if t and t["status"] == "ok"]
+
+        def x(other):
+            return f"{other['p50_ms'] / tri['p50_ms']:.1f}" if tri in ok and other in ok else "-"
+
+        loop_s = p3(loop) + (f" ({loop['note']})" if loop in ok and loop["note"] else "")
+        mark = f" **{tri['note']}**" if tri in ok and tri["note"].startswith("target") else ""
+        lines.append(f"| {op}{mark} | {shape} | {p3(tri)} | {p3(ref)} | {loop_s if loop else '-'} | {x(ref)} | "
+                     f"{x(loop) if loop else '-'} |")
     lines += ["", "Targets (one H100): fused fidelity + advantages 512 x 32 x 8 <= 50 us and >= 10x torch; "
               "win matrix 10,000 x 32 <= 50 ms."]
     return "\n".join(lines) + "\n"
 
 
-def main(args) -> int:
+def check_rows(checks: list[dict]) -> list[dict]:
+    """A failed row per failed correctness check."""
+    return [row(c["op"], "triton", f"{c['shape']} {c.get('dtype', '')}".strip(), status="failed",
+                note=c.get("error", "correctness check failed")) for c in checks if not c["ok"]]
+
+
+def run(argv: list[str] | None = None) -> list[dict]:
+    """Check, time, write DIR/kernels.{json,md}; the rows: failed checks first, then every timing row."""
+    args = build_parser().parse_args(argv)
     t0 = time.monotonic()
     if args.smoke:
+        if not _backend.triton_interpret():
+            raise Skip("--smoke needs TRITON_INTERPRET=1 set before the kernels are imported")
         device = torch.device("cpu")
     elif not _backend.cuda_available():
-        print("no CUDA device: nothing to check (use --smoke to exercise the script on CPU)")
-        return 2
+        raise Skip("no CUDA device: the compiled Triton kernels need one (the CPU rows time the torch references)")
     else:
         device = torch.device("cuda")
     sz = sizes(args.smoke)
     env = environment(device)
     checks = run_checks(device, sz)
-    timings = run_timings(device, sz, deadline=t0 + args.budget_s)
+    timings = run_timings(sz, deadline=t0 + args.budget_s)
     wall = time.monotonic() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "kernels.json").write_text(json.dumps(
-        {**env, "smoke": args.smoke, "wall_s": wall, "checks": checks, "timings": timings}, indent=2, default=str))
+        {**env, "smoke": args.smoke, "wall_s": wall, "checks": checks, "rows": timings}, indent=2, default=str))
     md = markdown(env, checks, timings, wall, args.smoke)
     (args.out / "kernels.md").write_text(md)
     print(md)
-    return 0 if all(c["ok"] for c in checks) else 1
+    return check_rows(checks) + timings
+
+
+def main(argv=None) -> int:
+    return main_of(run, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main(ARGS))
+    sys.exit(main())

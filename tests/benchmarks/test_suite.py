@@ -1,11 +1,13 @@
-"""benchmarks/suite.py (`python -m benchmarks`, `evoquality bench`): rows with spread, anchor ratio, device, versions
-and commit in CSV/JSON/markdown; a benchmark that fails or cannot run is a row with the reason, not a crash."""
+"""benchmarks/suite.py (`python -m benchmarks`; `evoquality bench` calls its main): every benchmark through its
+module's run(argv), rows with spread, anchor ratio, device, versions and commit in CSV/JSON/markdown; a benchmark
+that fails or cannot run is a row with the reason, not a crash."""
 
 import argparse
 import csv
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -13,29 +15,27 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
-import bench_train_step  # noqa: E402
+import _rows  # noqa: E402
 import suite  # noqa: E402
 
-from evoquality import bench_command  # noqa: E402
-from evoquality.cli import main as cli_main  # noqa: E402
 
-
-def test_cli_runs_one_benchmark_into_csv_json_and_markdown(tmp_path, capsys):
-    assert cli_main(["bench", "--quick", "--only", "vote_tally", "--out", str(tmp_path)]) == 0
+def test_main_runs_one_benchmark_into_csv_json_and_markdown(tmp_path, capsys):
+    assert suite.main(["--quick", "--only", "vote_tally", "--out", str(tmp_path)]) == 0
     progress = capsys.readouterr().out
     assert "[1/1] kernels/vote_tally: started" in progress and "[1/1] kernels/vote_tally: ok, 2 rows" in progress
 
     with open(tmp_path / "rows.csv", newline="") as f:
         reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames) == suite.FIELDS
+        assert tuple(reader.fieldnames) == _rows.FIELDS
         csv_rows = list(reader)
     saved = json.loads((tmp_path / "rows.json").read_text())
     rows = saved["rows"]
-    assert [r["provider"] for r in rows] == [r["provider"] for r in csv_rows] == ["torch-reference", "python-loop"]
+    assert [r["provider"] for r in rows] == [r["provider"] for r in csv_rows] == ["torch", "loop"]
     fast, loop = rows
     for r in rows:
-        assert r["op"] == "vote_tally" and r["shape"] == "M=20000 K=32" and r["status"] == "ok"
-        assert 0 < r["p20_ms"] <= r["p50_ms"] <= r["p80_ms"] and r["anchor"] == "python-loop"
+        assert r["benchmark"] == "kernels/vote_tally" and r["status"] == "ok"
+        assert r["op"] == "vote_tally" and r["shape"] == "M=20000 K=32"
+        assert 0 < r["p20_ms"] <= r["p50_ms"] <= r["p80_ms"] and r["anchor"] == "loop"
         assert r["device"] and r["commit"] == saved["run"]["commit"] != "unknown"
         assert r["torch"] == torch.__version__ and r["evoquality"] and r["trl"] and r["numpy"]
         assert r["throughput"] == pytest.approx(20000 * 32 / (r["p50_ms"] / 1e3)) and r["throughput_unit"] == "votes/s"
@@ -44,33 +44,38 @@ def test_cli_runs_one_benchmark_into_csv_json_and_markdown(tmp_path, capsys):
 
     md = (tmp_path / "summary.md").read_text()
     assert "(quick run)" in md and saved["run"]["commit"] in md and f"torch {torch.__version__}" in md
-    assert f"| vote_tally | torch-reference | M=20000 K=32 | {fast['p20_ms']:.4g} / {fast['p50_ms']:.4g} /" in md
+    assert f"| vote_tally | torch | M=20000 K=32 | {fast['p20_ms']:.4g} / {fast['p50_ms']:.4g} /" in md
     assert suite._ratio(fast["ratio_to_anchor"]) in md
-    assert (tmp_path / "raw" / "vote_tally" / "vote_tally_cpu.json").is_file()
-    assert "vote tally M=20000 K=32" in (tmp_path / "logs" / "vote_tally.log").read_text()  # the script's print
+    assert json.loads((tmp_path / "raw" / "vote_tally" / "bench_vote_tally.json").read_text())["rows"] == [
+        {k: v for k, v in r.items() if k != "benchmark"} | {"benchmark": None} for r in rows]
 
 
-def _ok(ctx):
-    return [suite.row("noop", "here", "n=1", suite.spread(0.001, 0.002, 0.003, 3))]
+def _module(monkeypatch, name, run):
+    monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(run=run))
 
 
-def _boom(ctx):
-    torch.set_num_threads(1)
-    print("about to fail")
-    raise RuntimeError("boom: extension not built")
+def test_failed_and_skipped_benchmarks_are_rows_and_the_rest_still_runs(tmp_path, capsys, monkeypatch):
+    def boom(argv):
+        torch.set_num_threads(1)
+        print("about to fail")
+        raise RuntimeError("boom: extension not built")
 
+    def exits(argv):
+        raise SystemExit("the loop and the reference disagree by 0.1: fix before timing")
 
-def _exits(ctx):
-    raise SystemExit("the loop and the reference disagree by 0.1: fix before timing")
+    def no_gpu(argv):
+        raise _rows.Skip("no CUDA device")
 
+    def ok(argv):
+        assert argv == ["--size", "1", "--out", str(tmp_path / "raw" / "ok")]
+        return [_rows.row("noop", "here", "n=1", _rows.spread(0.001, 0.002, 0.003, 3))]
 
-def _no_gpu(ctx):
-    raise suite.Skip("no CUDA device")
-
-
-def test_failed_and_skipped_benchmarks_are_rows_and_the_rest_still_runs(tmp_path, capsys):
-    benches = [suite.Bench("boom", "kernels", _boom), suite.Bench("exits", "kernels", _exits),
-               suite.Bench("no_gpu", "kernels", _no_gpu), suite.Bench("ok", "train", _ok)]
+    for name, fn in (("boom", boom), ("exits", exits), ("no_gpu", no_gpu), ("ok", ok)):
+        _module(monkeypatch, f"fake_{name}", fn)
+    benches = [suite.Bench("boom", "kernels", "fake_boom", lambda quick: []),
+               suite.Bench("exits", "kernels", "fake_exits", lambda quick: []),
+               suite.Bench("no_gpu", "kernels", "fake_no_gpu", lambda quick: []),
+               suite.Bench("ok", "train", "fake_ok", lambda quick: ["--size", "1" if quick else "9"])]
     threads = torch.get_num_threads()
     info = {"quick": True, "command": "test", "host": "test host", "commit": "abc", "versions": suite.versions(),
             "started_utc": "now"}
@@ -94,6 +99,32 @@ def test_failed_and_skipped_benchmarks_are_rows_and_the_rest_still_runs(tmp_path
     assert "| noop | here | n=1 | 1 / 2 / 3 |" in md
 
 
+def test_suite_aggregates_every_module_through_run(tmp_path, monkeypatch):
+    """Each benchmark's rows reach the table unchanged but for its benchmark name, in BENCHES order."""
+    calls = []
+    for bench in suite.BENCHES:
+        def run(argv, name=bench.name):
+            calls.append((name, argv))
+            return [_rows.row(f"op_{name}", "torch", "n=1", _rows.spread(0.001, 0.002, 0.003, 3), device="here")]
+        _module(monkeypatch, bench.module, run)
+    info = {"quick": True, "command": "test", "host": "h", "commit": "abc", "versions": suite.versions(),
+            "started_utc": "now"}
+    rows = suite.run_benches(suite.BENCHES, quick=True, out=tmp_path, run_info=info)
+    assert [c[0] for c in calls] == [b.name for b in suite.BENCHES]
+    assert all(argv[-2:] == ["--out", str(tmp_path / "raw" / name)] for name, argv in calls)
+    assert [r["benchmark"] for r in rows] == [f"{b.group}/{b.name}" for b in suite.BENCHES]
+    assert all(r["device"] == "here" and r["commit"] for r in rows)
+
+
+def test_each_benchmarks_suite_arguments_parse_in_its_module():
+    import importlib
+
+    for bench in suite.BENCHES:
+        module = importlib.import_module(bench.module)
+        for quick in (True, False):
+            module.build_parser().parse_args([*bench.argv(quick), "--out", "x"])
+
+
 def test_only_selects_groups_and_names():
     assert [b.name for b in suite.select("train,fidelity")] == ["fidelity", "train_step"]
     assert {b.group for b in suite.select("kernels")} == {"kernels"} and len(suite.select(None)) == len(suite.BENCHES)
@@ -101,48 +132,11 @@ def test_only_selects_groups_and_names():
         suite.select("kernel")
 
 
-def test_gpu_kernel_rows_from_the_recorded_h200_run():
-    report = json.loads((REPO / "benchmarks" / "results" / "2026-11-27-h200" / "kernels.json").read_text())
-    rows = suite.kernel_rows(report)
-    # That run has one failed check (a bf16 advantage just over its bound): it leads, as a failed row.
-    failed = [c for c in report["checks"] if not c["ok"]]
-    assert len(failed) == 1 and rows[0] == suite.row(failed[0]["op"], "triton", failed[0]["shape"],
-                                                    status="failed", note=failed[0]["error"])
-    assert all(r["status"] == "ok" for r in rows[1:]) and len(rows) == 1 + sum(
-        len([k for k in ("triton", "torch", "loop") if t.get(k)]) for t in report["timings"])
-    target = next(t for t in report["timings"] if t.get("target"))
-    triton = next(r for r in rows if r["op"] == "fidelity_advantages" and r["provider"] == "triton" and r["note"])
-    assert triton["shape"] == "B=512 G=32 partners=8" and triton["note"] == "target MISSED"
-    assert triton["anchor"] == "ancestor-loop" and triton["ratio_to_anchor"] == pytest.approx(target["x_vs_loop"])
-    assert triton["p50_ms"] == pytest.approx(target["triton"]["p50_s"] * 1e3)
-    win = [r for r in rows if r["op"] == "win_matrix"]
-    assert [r["provider"] for r in win] == ["triton", "torch-reference"] and win[0]["anchor"] == "torch-reference"
-    assert win[0]["ratio_to_anchor"] == pytest.approx(win[1]["p50_ms"] / win[0]["p50_ms"])
-
-
-def test_train_step_rows_report_every_phase_and_the_non_model_share(tmp_path):
-    """One timed tiny step on CPU: the phases add up to the step, and the non-model row is the sum of the
-    non-model phases (evoquality.training.timing.NON_MODEL_PHASES) with its share."""
-    from evoquality.training.timing import NON_MODEL_PHASES, PHASES
-
-    result = bench_train_step.run(argparse.Namespace(
-        out=str(tmp_path), config="tiny", images=2, rollouts=2, max_new_tokens=4, image_size=28, steps=1,
-        micro_batch=4, beta=0.0, attn="sdpa", workdir=str(tmp_path)))
-    rows = {r["op"].split("/")[1]: r for r in suite.train_rows(result)}
-    assert list(rows) == [*PHASES, "total", "non_model"]
-    total = rows["total"]["p50_ms"]
-    assert sum(rows[p]["p50_ms"] for p in PHASES) == pytest.approx(total, rel=1e-6)
-    assert rows["generation"]["p50_ms"] > 0 and rows["forward_backward"]["p50_ms"] > 0
-    non_model = sum(rows[p]["p50_ms"] for p in NON_MODEL_PHASES)
-    assert rows["non_model"]["p50_ms"] == pytest.approx(non_model)
-    assert rows["non_model"]["share_of_step"] == pytest.approx(non_model / total, rel=1e-6)
-    assert rows["total"]["throughput_unit"] == "tokens/s" and rows["total"]["throughput"] > 0
-
-
-def test_bench_command_needs_a_source_checkout(tmp_path):
-    assert bench_command.find_checkout() == REPO
-    with pytest.raises(SystemExit, match="no source checkout found"):
-        bench_command.find_checkout([tmp_path])
+def test_add_arguments_and_run_serve_a_command_line_of_its_own(tmp_path):
+    parser = argparse.ArgumentParser()
+    suite.add_arguments(parser)
+    assert suite.run(parser.parse_args(["--only", "nothing"])) == 2
+    assert suite.run(parser.parse_args(["--list"])) == 0
 
 
 def test_python_dash_m_benchmarks_lists_them():
