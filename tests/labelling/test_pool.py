@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evoquality.labelling.images import ImageRejected, decode_warning, load_image
+from evoquality.io.load import ImageRejected, decode_warning, load_image
 from evoquality.labelling.pool import discover_pool
 
 

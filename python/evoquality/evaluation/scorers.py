@@ -42,7 +42,7 @@ def _load_rgb(image, warned: Optional[list] = None) -> np.ndarray:
     A path whose decoder warned is appended to `warned`."""
     from PIL import Image
 
-    from evoquality.labelling.images import ImageRejected, decode_warning, load_image
+    from evoquality.io.load import ImageRejected, decode_warning, load_image
 
     if isinstance(image, np.ndarray):
         arr = image
@@ -75,7 +75,7 @@ class ReferenceScorer:
         return f"ReferenceScorer({self.name!r}, higher_better={self.higher_better})"
 
     def score(self, images: Sequence, refs: Optional[Sequence] = None, progress: bool = False) -> ScoreResult:
-        from evoquality.labelling.images import ImageRejected
+        from evoquality.io.load import ImageRejected
 
         if self.full_reference:
             if refs is None or len(refs) != len(images):
@@ -155,7 +155,7 @@ class ModelScorer:
 
     def score(self, images: Sequence, refs=None, progress: bool = False) -> ScoreResult:
         from evoquality import prompts
-        from evoquality.labelling.images import ImageRejected
+        from evoquality.io.load import ImageRejected
         from evoquality.sampling import sample_completions
 
         n = len(images)

@@ -11,7 +11,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
-from evoquality.labelling.images import DEFAULT_MAX_PIXELS
+from evoquality.io.load import DEFAULT_MAX_PIXELS
 from evoquality.labelling.votes import ORDER_DESIGNS
 
 MODES = ("compare", "score")

@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
+from evoquality.io.load import ImageRejected, decode_warning, load_image
 from evoquality.labelling.backends import GenerationBackend, GenRequest
 from evoquality.labelling.config import LabelConfig
 from evoquality.labelling.dist import Dist
-from evoquality.labelling.images import ImageRejected, decode_warning, load_image
 from evoquality.labelling.pool import Pool, discover_pool
 from evoquality.labelling.store import ConfigMismatch, RoundDir, ShardWriter
 from evoquality.labelling.votes import assemble_answers, derive_seed, encode_orders, pair_requests, vote_orders

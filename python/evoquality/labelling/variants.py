@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from evoquality.labelling.images import ImageRejected, load_image
+from evoquality.io.load import ImageRejected, load_image
 from evoquality.labelling.pool import Pool
 from evoquality.labelling.votes import derive_seed
 

@@ -24,7 +24,7 @@ IMAGE_ID_KEY = "evoquality_image_id"  # key in PIL's `Image.info` that names the
 
 def load_image(ref: str):
     """Decode one image for stage 2: the single seam to the image pipeline (stage 1's loader, same checks)."""
-    from evoquality.labelling.images import load_image as _load
+    from evoquality.io.load import load_image as _load
 
     return _load(ref)
 
