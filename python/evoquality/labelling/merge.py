@@ -16,7 +16,7 @@ from evoquality.labelling.variants import failed_variants
 
 if TYPE_CHECKING:
     from evoquality.labelling.config import LabelConfig
-    from evoquality.labelling.runner import Plan
+    from evoquality.labelling.plan import Plan
 
 META_FILE = "labels_meta.json"
 SUMMARY_FILE = "summary.json"
