@@ -12,7 +12,6 @@ CLI: ``evoquality make-tiny-model DIR [--seed S]``.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -121,6 +120,8 @@ def tiny_config(tokenizer, **overrides):
 
 def make_tiny_model(out_dir: str | Path, *, seed: int = 0, max_pixels: int = TINY_MAX_PIXELS) -> Path:
     """Build and save a tiny random Qwen2.5-VL checkpoint + processor in `out_dir`; deterministic for `seed`."""
+    if max_pixels < TINY_MIN_PIXELS:
+        raise ValueError(f"max_pixels must be >= {TINY_MIN_PIXELS} (one merged 28x28 visual token), got {max_pixels}")
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
@@ -148,16 +149,3 @@ def make_tiny_model(out_dir: str | Path, *, seed: int = 0, max_pixels: int = TIN
         json.dumps({"seed": seed, "max_pixels": max_pixels, "what": "tiny random Qwen2.5-VL for tests"}, indent=2)
     )
     return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("out_dir", help="directory to write the checkpoint to")
-    parser.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
-    parser.add_argument("--max-pixels", type=int, default=TINY_MAX_PIXELS, help="image processor max_pixels")
-
-
-def run(args: argparse.Namespace) -> int:
-    path = make_tiny_model(args.out_dir, seed=args.seed, max_pixels=args.max_pixels)
-    n_files = sum(1 for _ in path.iterdir())
-    print(f"tiny Qwen2.5-VL written to {path} ({n_files} files, seed {args.seed})")
-    return 0

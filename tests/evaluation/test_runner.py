@@ -2,6 +2,7 @@
 on the tiny random model (its scores are meaningless: assertions are on structure, accounting and files)."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -200,12 +201,15 @@ def test_eval_classical_only_and_argument_errors(tmp_path, capsys):
     assert entry["rows"]["PSNR (oracle)"]["p_test"] == 1.0
     with pytest.raises(SystemExit):
         main(["eval", "--root", "x", "--dataset", "kadid"])  # --root before any --dataset
-    with pytest.raises(SystemExit, match=r"--dataset kadid: .*dmos\.csv"):
-        main(["eval", "--dataset", "kadid", "--root", str(tmp_path), "--reference", "piqe"])
-    with pytest.raises(SystemExit, match="--dataset konig: dataset 'konig' is neither a standard set"):
-        main(["eval", "--dataset", "konig", "--reference", "piqe"])
-    with pytest.raises(SystemExit, match="unknown scorer"):
-        main(["eval", "--dataset", "kadid", "--root", str(tmp_path / "kadid"), "--reference", "niqe"])
+    capsys.readouterr()
+    for argv, message in (
+        (["--dataset", "kadid", "--root", str(tmp_path), "--reference", "piqe"], r"--dataset kadid: .*dmos\.csv"),
+        (["--dataset", "konig", "--reference", "piqe"], "--dataset konig: dataset 'konig' is neither a standard set"),
+        (["--dataset", "kadid", "--root", str(tmp_path / "kadid"), "--reference", "niqe"], "unknown scorer"),
+        (["--dataset", "kadid", "--root", str(tmp_path / "kadid"), "--reference", "none"], "nothing to evaluate"),
+    ):
+        assert main(["eval", *argv]) == 2
+        assert re.match(f"evoquality eval: error: .*{message}", capsys.readouterr().err)
 
 
 def test_score_cli_piqe(tmp_path, capsys):

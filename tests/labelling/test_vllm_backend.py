@@ -194,14 +194,14 @@ def test_cli_collects_repeated_engine_args(monkeypatch, capsys):
 def test_evolve_passes_repeated_engine_args_to_every_rounds_labelling(tmp_path):
     import argparse
 
-    from evoquality.training import evolve_command
+    from evoquality.commands import evolve
 
     parser = argparse.ArgumentParser()
-    evolve_command.add_arguments(parser)
+    evolve.add_arguments(parser)
     args = parser.parse_args(["--model", "m", "--images", "i", "--out", str(tmp_path), "--label-backend", "vllm",
                               "--label-vllm-engine-args", "max_model_len=4096",
                               "--label-vllm-engine-args", "enforce-eager=true"])
-    settings = evolve_command.settings_from_args(args)
+    settings = evolve.settings_from_args(args)
     assert settings.label["vllm_engine_args"] == {"max_model_len": 4096, "enforce_eager": True}
-    assert "vllm_engine_args" not in evolve_command.settings_from_args(
+    assert "vllm_engine_args" not in evolve.settings_from_args(
         parser.parse_args(["--model", "m", "--images", "i", "--out", str(tmp_path)])).label

@@ -121,9 +121,9 @@ def test_to_grpo_config_batching_and_paper_loss(tmp_path):
 
 
 def test_cli_help_renders():
-    from evoquality.training import evolve_command, train_command
+    from evoquality.commands import evolve, train
 
-    for module in (train_command, evolve_command):
+    for module in (train, evolve):
         parser = argparse.ArgumentParser()
         module.add_arguments(parser)
         text = parser.format_help()  # argparse %-formats every help string

@@ -1,9 +1,9 @@
 """Stage 1 of EvoQuality: pairwise majority-vote pseudo-labelling (docs/method.md), as a resumable, multi-process tool.
 
-Modules, one job each: `pool` (what images), `pairs` (which pairs), `images` (decode one image), `votes` (vote
+Modules, one job each: `pool` (what images), `pairs` (which pairs), `plan` (what a round labels), `votes` (vote
 orders, requests, mapping answers back), `backends` / `vllm_backend` (generation), `store` (the round directory and
 its append-only vote shards), `runner` (batches, resume, sharding), `labels` / `score_labels` / `merge` (tally,
-labels, summary), `command` (`evoquality label`).
+labels, summary). Images are loaded by `evoquality.io.load`; the command is `evoquality.commands.label`.
 
 The public entry points are re-exported lazily so `import evoquality.labelling` stays cheap.
 """

@@ -12,9 +12,7 @@ back after stage 1 and trains on the labels it returns. The voted labels stay un
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -81,26 +79,8 @@ def label_transform(control: str, run_dir, seed: int) -> Callable[[int, Path], P
     return lambda t, labels_dir: control_labels(control, labels_dir, run_dir, seed + t)
 
 
-def main(argv=None) -> int:
-    from evoquality.toy.run import run_default
-    from evoquality.training import evolve_command
-
-    parser = argparse.ArgumentParser(prog="python -m evoquality.toy.controls", description=__doc__.splitlines()[0])
-    parser.add_argument("--control", required=True, choices=CONTROLS, help="what replaces each round's labels")
-    evolve_command.add_arguments(parser)
-    args = parser.parse_args(argv)
-    if args.model is not None or args.images is not None:
-        parser.error("controls run on the toy world only (no --model / --images): they read its hidden truth")
-    try:
-        settings = evolve_command.settings_from_args(args)
-        datasets.write_pool(args.out)
-        run_default(settings, label_transform=label_transform(args.control, args.out, settings.train.seed),
-                    control=args.control)
-    except ValueError as e:
-        print(f"evoquality.toy.controls: error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
 if __name__ == "__main__":
+    # The entry point builds on `evoquality evolve`'s flags, so it lives with the commands.
+    from evoquality.commands.controls import main
+
     raise SystemExit(main())

@@ -3,6 +3,6 @@
 Modules, one job each: `config` (TrainConfig: paper defaults, YAML/JSON + CLI), `data` (labelled pairs, image
 store, the per-image dataset), `sampler` (pair-aware batches), `preprocess_cache` (each image preprocessed once per
 step), `timing` (per-phase step time), `trainer` (the GRPOTrainer subclass), `stage` (one resumable stage-2 run),
-`rounds` (`evolve`: label -> train -> next round), `train_command` / `evolve_command` (CLI), `configs/` (accelerate
-configs and scale-out recipes).
+`rounds` (`evolve`: label -> train -> next round), `configs/` (accelerate configs and scale-out recipes). The
+commands `evoquality train` / `evolve` are in `evoquality.commands`.
 """

@@ -10,7 +10,6 @@ newest checkpoint in --out; a finished run (DIR/model present) is not retrained.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from evoquality.training.config import add_config_arguments, config_from_args
@@ -27,14 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evoquality.modeling import CheckpointError
     from evoquality.training.stage import train_stage
 
-    try:
-        config = config_from_args(args)
-        final = train_stage(args.model, args.labels, args.out, config, ref_model=args.ref_checkpoint)
-    except (ValueError, FileNotFoundError, CheckpointError) as e:
-        print(f"evoquality train: error: {e}", file=sys.stderr)
-        return 2
-    print(final)
+    config = config_from_args(args)
+    print(train_stage(args.model, args.labels, args.out, config, ref_model=args.ref_checkpoint))
     return 0

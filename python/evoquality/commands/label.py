@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import MISSING
-
-from evoquality.labelling.config import LabelConfig, config_fields
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evoquality.labelling.config import config_fields
+
     parser.description = __doc__.splitlines()[0]
     for f in config_fields():
         flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
@@ -55,14 +54,11 @@ def config_value(f, value):
 
 
 def run(args: argparse.Namespace) -> int:
+    from evoquality.labelling.config import LabelConfig, config_fields
     from evoquality.labelling.runner import run_labelling
 
-    try:
-        cfg = LabelConfig(**{f.name: config_value(f, getattr(args, f.name)) for f in config_fields()})
-        summary = run_labelling(cfg)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"evoquality label: error: {e}", file=sys.stderr)
-        return 2
+    cfg = LabelConfig(**{f.name: config_value(f, getattr(args, f.name)) for f in config_fields()})
+    summary = run_labelling(cfg)
     if summary is not None:
         print(json.dumps(summary, indent=2))
     return 0

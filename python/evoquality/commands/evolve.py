@@ -15,7 +15,6 @@ command resumes.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from evoquality.training.config import add_config_arguments, config_from_args, read_config_file
@@ -88,7 +87,7 @@ def settings_from_args(args: argparse.Namespace):
         if unknown:
             raise ValueError(f"label config keys {unknown} are not stage-1 options (or are set per round)")
         label.update(file_values)
-    from evoquality.labelling.command import config_value
+    from evoquality.commands.label import config_value
 
     label.update({f.name: config_value(f, getattr(args, "label_" + f.name)) for f in _label_fields()
                   if getattr(args, "label_" + f.name) is not None})
@@ -102,21 +101,16 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from evoquality.modeling import CheckpointError
     from evoquality.training.rounds import evolve
 
-    try:
-        settings = settings_from_args(args)
-        if args.images is None:  # the embedded default world: write the pool, evolve, report every round
-            from evoquality.toy.datasets import write_pool
-            from evoquality.toy.run import run_default
+    settings = settings_from_args(args)
+    if args.images is None:  # the embedded default world: write the pool, evolve, report every round
+        from evoquality.toy.datasets import write_pool
+        from evoquality.toy.run import run_default
 
-            write_pool(args.out)
-            final = run_default(settings)
-        else:
-            final = evolve(settings)
-    except (ValueError, FileNotFoundError, CheckpointError, ImportError) as e:
-        print(f"evoquality evolve: error: {e}", file=sys.stderr)
-        return 2
+        write_pool(args.out)
+        final = run_default(settings)
+    else:
+        final = evolve(settings)
     print(final)
     return 0

@@ -14,16 +14,16 @@ from typing import Iterable, Optional
 
 def find_checkout(candidates: Optional[Iterable[Path]] = None) -> Path:
     """The first of `candidates` (default: this package's source tree, the current directory and its parents)
-    holding benchmarks/suite.py; SystemExit with the reason when none does."""
+    holding benchmarks/suite.py; FileNotFoundError with the reason when none does."""
     if candidates is None:
         cwd = Path.cwd().resolve()
-        candidates = (Path(__file__).resolve().parents[2], cwd, *cwd.parents)
+        candidates = (Path(__file__).resolve().parents[3], cwd, *cwd.parents)
     for root in candidates:
         if (root / "benchmarks" / "suite.py").is_file():
             return root
-    raise SystemExit("evoquality bench: no source checkout found (benchmarks/suite.py is not part of the installed "
-                     "package); run it inside a clone of the EvoQuality repository, or `python -m benchmarks` from "
-                     "the clone's root")
+    raise FileNotFoundError("no source checkout found (benchmarks/suite.py is not part of the installed package); "
+                            "run it inside a clone of the EvoQuality repository, or `python -m benchmarks` from the "
+                            "clone's root")
 
 
 def _suite():
