@@ -99,11 +99,14 @@ def compare(a, b, *, model, votes: int = 8, temperature: float = 1.0, max_new_to
             device: Optional[str] = None, dtype: str = "auto") -> Union[Preference, list[Preference]]:
     """Ask the model which image has better quality, `votes` times with sampling.
 
-    Half of the votes show (a, b), the other half (b, a) — the comparison prompt is position-biased, so the order
-    is balanced and each answer mapped back to a/b. a, b: single images, or equal-length lists (-> a list).
+    The votes are stage 1's (docs/method.md "Stage 1"): the comparison prompt is position-biased, so half of the
+    votes show (a, b) and half (b, a), the odd vote's order a seeded coin flip (`labelling.votes`, the balanced
+    design); each order is one request with its own seed, and the answers are mapped back to a/b and tallied by
+    `ops.vote_tally` through `labelling.labels.compare_labels`. Pair k of a list is stage 1's pair id k, so a list
+    gets the votes stage 1 would give those pairs with the same seed. a, b: single images, or equal-length lists
+    (-> a list).
     """
-    from evoquality import prompts
-    from evoquality.sampling import sample_completions
+    from evoquality.labelling.backends import TransformersBackend
 
     if votes < 1:
         raise ValueError(f"votes must be >= 1, got {votes}")
@@ -111,24 +114,35 @@ def compare(a, b, *, model, votes: int = 8, temperature: float = 1.0, max_new_to
     a_list, b_list = ([a], [b]) if single else (list(a), list(b))
     if len(a_list) != len(b_list):
         raise ValueError(f"a and b must have the same length, got {len(a_list)} and {len(b_list)}")
-    policy = _policy(model, device, dtype)
-    forward, backward = (votes + 1) // 2, votes // 2
-    messages = prompts.compare_messages()
-    out = []
-    for x, y in zip(a_list, b_list):
-        ia, ib = load_pil(x), load_pil(y)
-        counts = {"a": 0, "b": 0, "invalid": 0}
-        for n, pair, names in ((forward, [ia, ib], ("a", "b")), (backward, [ib, ia], ("b", "a"))):
-            if n == 0:
-                continue
-            res = sample_completions(policy, [(messages, pair)], n=n, max_new_tokens=max_new_tokens,
-                                     temperature=temperature, do_sample=True, batch_size=1, seed=seed)[0]
-            for text in res.texts:
-                choice = prompts.parse_choice(text)
-                counts["invalid" if choice is None else names[choice]] += 1
-        winner = "a" if counts["a"] > counts["b"] else "b" if counts["b"] > counts["a"] else "tie"
-        out.append(Preference(winner, counts["a"], counts["b"], counts["invalid"]))
+    backend = TransformersBackend(_policy(model, device, dtype))
+    out = vote_pairs(backend, zip(a_list, b_list), votes=votes, temperature=temperature,
+                     max_new_tokens=max_new_tokens, seed=seed)
     return out[0] if single else out
+
+
+def vote_pairs(backend, pairs, *, votes: int, temperature: float, max_new_tokens: int,
+               seed: int) -> list[Preference]:
+    """`compare`'s votes through any stage-1 generation backend (`labelling.backends`): pairs of images in, one
+    Preference per pair out."""
+    from evoquality import prompts
+    from evoquality.labelling.labels import compare_labels
+    from evoquality.labelling.votes import assemble_answers, derive_seed, encode_orders, pair_requests, vote_orders
+
+    messages = prompts.compare_messages()
+    rows, records = [], {}
+    for pid, (x, y) in enumerate(pairs):
+        swapped = vote_orders(seed, pid, votes, "balanced")
+        requests = pair_requests(messages, load_pil(x), load_pil(y), swapped, seed, pid)
+        # One generate call per pair, seeded like stage 1's batches (runner._generate) with the pair id.
+        texts = backend.generate([r for _, r in requests], max_new_tokens=max_new_tokens, temperature=temperature,
+                                 batch_seed=derive_seed(seed, pid, 0xBA7C))
+        answers, _ = assemble_answers(swapped, {flag: t for (flag, _), t in zip(requests, texts)},
+                                      prompts.parse_choice)
+        rows.append({"pair": pid, "image_i": "a", "image_j": "b"})
+        records[pid] = {"orders": encode_orders(swapped), "answers": answers}
+    labels, _ = compare_labels(rows, records, label="hard", min_margin=0, no_votes="tie")
+    return [Preference("a" if r["p_star"] == 1.0 else "b" if r["p_star"] == 0.0 else "tie", r["votes_i"],
+                       r["votes_j"], r["invalid"]) for r in labels]
 
 
 def clear_cache() -> None:
@@ -136,4 +150,4 @@ def clear_cache() -> None:
     _cached_policy.cache_clear()
 
 
-__all__ = ["Preference", "Scorer", "clear_cache", "compare", "create_scorer", "score"]
+__all__ = ["Preference", "Scorer", "clear_cache", "compare", "create_scorer", "score", "vote_pairs"]

@@ -89,16 +89,22 @@ def test_model_scorer_arguments():
 
 
 def test_compare_balances_order_and_maps_votes_back(scripted):
+    from evoquality.labelling.votes import vote_orders
+
     a, b = _img(200), _img(50)
-    # (a, b) shown: "0" = first = a. (b, a) shown: "0" = first = b.
-    scripted.answers = {((200, 50), True): ["\\boxed{0}", "\\boxed{0}", "\\boxed{1}"],
-                        ((50, 200), True): ["\\boxed{1}", "\\boxed{2}"]}
+    # (a, b) shown: "0" = first = a. (b, a) shown: "1" = second = a, and one answer that does not parse.
+    scripted.answers = {((200, 50), True): ["\\boxed{0}"] * 5, ((50, 200), True): ["\\boxed{2}"] + ["\\boxed{1}"] * 4}
     pref = api.compare(a, b, model=_Policy(), votes=5)
-    # forward 3 votes: a, a, b; backward 2: a, invalid
-    assert pref == api.Preference(winner="a", votes_a=3, votes_b=1, invalid=1)
-    assert pref.p_a == 0.75
-    assert [(c["n"], c["k"]) for c in scripted.calls] == [(3, 1), (2, 1)]
-    scripted.answers = {((200, 50), True): ["none"], ((50, 200), True): []}
+    assert pref == api.Preference(winner="a", votes_a=4, votes_b=0, invalid=1)
+    assert pref.p_a == 1.0
+    # Stage 1's balanced design: 2 + 3 votes, the odd one's order from the seed; one request per order.
+    n_swapped = int(vote_orders(0, 0, 5).sum())
+    assert sorted((c["n"], c["k"]) for c in scripted.calls) == sorted([(5 - n_swapped, 1), (n_swapped, 1)])
+    # With an even K both orders are one seeded call: two rows of one random stream, never one seed reused.
+    scripted.calls.clear()
+    api.compare(a, b, model=_Policy(), votes=4, seed=7)
+    assert [(c["n"], c["k"]) for c in scripted.calls] == [(2, 2)] and scripted.calls[0]["seed"] is not None
+    scripted.answers = {((200, 50), True): ["none"], ((50, 200), True): ["none"]}
     tie = api.compare([a], [b], model=_Policy(), votes=1)
     assert tie == [api.Preference("tie", 0, 0, 1)] and np.isnan(tie[0].p_a)
     with pytest.raises(ValueError, match="votes must be >= 1"):
