@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from evoquality._files import atomic_write
 from evoquality.data import Manifest
 from evoquality.evaluation import metrics, protocol, report
 from evoquality.evaluation.scorers import REFERENCE_SCORERS, ModelScorer, ScoreResult, failure_rates
@@ -164,12 +165,12 @@ def write_outputs(out_dir: Path, entries: list[dict], manifests: list[Manifest],
         if path is not None:
             plots[m.name] = path.name
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in m.name)
-        with open(out_dir / f"predictions_{safe}.jsonl", "w") as fh:
-            for i, r in enumerate(m.records):
-                fh.write(json.dumps(_jsonable({**r.to_json(), **{k: v[i] for k, v in p.items()}})) + "\n")
+        atomic_write(out_dir / f"predictions_{safe}.jsonl",
+                     "".join(json.dumps(_jsonable({**r.to_json(), **{k: v[i] for k, v in p.items()}})) + "\n"
+                             for i, r in enumerate(m.records)))
     results = {"settings": settings, "datasets": entries, "wavg": wavg, "plots": plots}
-    (out_dir / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
+    atomic_write(out_dir / "results.json", json.dumps(_jsonable(results), indent=2))
     md = [f"# EvoQuality evaluation — {settings.get('model') or 'classical scorers only'}", ""]
     md.append(report.markdown_tables(entries, wavg))
-    (out_dir / "results.md").write_text("\n".join(md))
+    atomic_write(out_dir / "results.md", "\n".join(md))
     return results

@@ -11,7 +11,8 @@ import math
 from typing import TYPE_CHECKING
 
 from evoquality.labelling.labels import compare_labels, margin_histogram, position_bias, write_labels
-from evoquality.labelling.store import RoundDir, atomic_write_text
+from evoquality._files import atomic_write
+from evoquality.labelling.store import RoundDir
 from evoquality.labelling.variants import failed_variants
 
 if TYPE_CHECKING:
@@ -124,6 +125,6 @@ def merge_round(rd: RoundDir, cfg: "LabelConfig", plan: "Plan") -> dict:
         "fingerprint": json.loads(rd.config_file.read_text())["fingerprint"],
     }
     summary = _json_safe(summary)
-    atomic_write_text(rd.path / META_FILE, json.dumps(meta, indent=2) + "\n")
-    atomic_write_text(rd.path / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    atomic_write(rd.path / META_FILE, json.dumps(meta, indent=2) + "\n")
+    atomic_write(rd.path / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary

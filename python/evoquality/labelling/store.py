@@ -25,9 +25,6 @@ from typing import Iterable, Union
 
 from evoquality._files import atomic_write, read_jsonl
 
-# labelling/merge.py and toy/controls.py still import the writer under its old name from here.
-atomic_write_text = atomic_write
-
 CONFIG_FILE = "config.json"
 PAIRS_FILE = "pairs.jsonl"
 VOTES_DIR = "votes"

@@ -39,7 +39,7 @@ def control_labels(control: str, labels_dir, run_dir, seed: int) -> Path:
     left out and counted. coinflip: p* = 0 or 1 by a fair coin per pair (seeded). The votes stay the model's.
     """
     from evoquality.labelling.labels import read_labels, write_labels
-    from evoquality.labelling.store import atomic_write_text
+    from evoquality._files import atomic_write
 
     if control not in CONTROLS:
         raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
@@ -68,7 +68,7 @@ def control_labels(control: str, labels_dir, run_dir, seed: int) -> Path:
     write_labels(out, out_rows)
     meta = {"control": control, "source": str(Path(labels_dir).resolve()), "seed": seed, "rows": len(out_rows),
             "left_out_undefined": undefined}
-    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2) + "\n")
+    atomic_write(out / META_FILE, json.dumps(meta, indent=2) + "\n")
     return out
 
 
