@@ -30,14 +30,18 @@ def test_real_configs_have_the_published_parameter_counts(tiny_model_dir, name, 
 
 @pytest.mark.slow
 def test_cpu_run_writes_json_and_markdown(tmp_path):
-    result = bench_train_step.run(bench_train_step.argparse.Namespace(
-        out=str(tmp_path), config="tiny", images=2, rollouts=2, max_new_tokens=4, image_size=28, steps=1,
-        micro_batch=4, beta=0.05, attn="sdpa", workdir=str(tmp_path)))
+    argv = ["--out", str(tmp_path), "--config", "tiny", "--images", "2", "--rollouts", "2", "--max-new-tokens", "4",
+            "--image-size", "28", "--steps", "1", "--micro-batch", "4", "--attn", "sdpa", "--workdir", str(tmp_path)]
+    result = bench_train_step.measure(bench_train_step.build_parser().parse_args(argv))
     saved = json.loads((tmp_path / "bench_train_step.json").read_text())
     assert saved == json.loads(json.dumps(result))
     assert saved["steps_timed"] == 1 and saved["phases_s"]["total"]["p50"] > 0
     assert 0 <= saved["non_model_share"]["p50"] <= 1 and saved["tokens_per_s"]["p50"] > 0
     assert "| forward_backward |" in (tmp_path / "bench_train_step.md").read_text()
+    # The suite's interface: one row per phase plus the non-model share, as the saved result says.
+    rows = {r["op"]: r for r in bench_train_step.rows_of(result)}
+    assert set(rows) == {f"train_step/{phase}" for phase in result["phases_s"]} | {"train_step/non_model"}
+    assert rows["train_step/non_model"]["share_of_step"] == result["non_model_share"]["p50"]
 
 
 def test_real_config_path_builds_saves_and_reloads(tmp_path, monkeypatch):
