@@ -16,6 +16,7 @@ import triton.language as tl
 
 from evoquality.kernels import _launch
 from evoquality.kernels.group_advantage import SCALE_CODES, _group_advantages_1d, group_advantages_triton
+from evoquality.ops.constants import EPS_ADV
 from evoquality.ops.fidelity import MIN_VALID, FidelityAdvantages
 from evoquality.ops.partners import Partners
 
@@ -87,7 +88,7 @@ def config(b: int, g: int, nnz: int) -> dict:
 
 
 def fidelity_triton(
-    scores: torch.Tensor, partners: Partners, valid, *, gamma: float, scale=None, eps: float = 1e-4
+    scores: torch.Tensor, partners: Partners, valid, *, gamma: float, scale=None, eps: float = EPS_ADV
 ) -> FidelityAdvantages:
     """Rewards (and, unless scale is None, advantages) (B, G) float32; inputs validated by `evoquality.ops.fidelity`.
 

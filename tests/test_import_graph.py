@@ -30,7 +30,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "python" / "evoquality"
 # Bottom to top. A module belongs to the longest prefix listed; an import may go down to any lower layer or stay
 # inside its own unit. Units of one layer are independent of each other: an edge between them fails as well.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("evoquality._offline", "evoquality._files"),
+    ("evoquality._offline", "evoquality._files", "evoquality.config_fields"),
     ("evoquality._backend",),
     ("evoquality.ops", "evoquality.io", "evoquality.prompts", "evoquality.data"),
     ("evoquality.processing",),

@@ -31,13 +31,10 @@ def _default(name: str):
     return next(f.default for f in dataclasses.fields(EvolveSettings) if f.name == name)
 
 
-def _label_fields():
-    from evoquality.labelling.config import config_fields
-
-    return [f for f in config_fields() if f.name not in _PER_ROUND]
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evoquality.config_fields import add_dataclass_arguments
+    from evoquality.labelling.config import LabelConfig
+
     parser.description = __doc__.splitlines()[0]
     parser.add_argument("--model", type=str, default=None,
                         help="starting checkpoint (a base VLM, or a supervised IQA model to stack on); "
@@ -56,30 +53,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the paper's round 2, with a warning)")
     parser.add_argument("--label-config", type=Path, default=None, help="YAML/JSON file of stage-1 options")
     group = parser.add_argument_group("stage 1 (labelling) options; see `evoquality label --help`")
-    for f in _label_fields():
-        flag = "--label-" + f.name.replace("_", "-")
-        help_text = (f.metadata.get("help", "") + f" (default: {f.default})").replace("%", "%%")
-        if f.type in ("dict", dict):  # KEY=VALUE pairs, one per repetition of the flag (as `evoquality label`)
-            group.add_argument(flag, dest="label_" + f.name, action="append", default=None, metavar="KEY=VALUE",
-                               help=f.metadata.get("help", "").replace("%", "%%"))
-        elif isinstance(f.default, bool):
-            group.add_argument(flag, dest="label_" + f.name, action=argparse.BooleanOptionalAction, default=None,
-                               help=help_text)
-        else:
-            kind = type(f.default) if isinstance(f.default, (int, float)) else str
-            group.add_argument(flag, dest="label_" + f.name, type=kind, default=None, help=help_text)
+    add_dataclass_arguments(group, LabelConfig, prefix="label-", dest_prefix="label_", exclude=_PER_ROUND,
+                            unset_none=True)
     add_config_arguments(parser)
 
 
 def settings_from_args(args: argparse.Namespace):
     """EvolveSettings from the flags. Without --model the toy base model and the toy presets (under any config file
     and flag) are used; without --images the toy pool, whose manifest is written into the run directory."""
+    from evoquality.config_fields import cli_fields, values_from_args
+    from evoquality.labelling.config import LabelConfig
     from evoquality.toy.base_model import SHIPPED
     from evoquality.toy.datasets import pool_manifest
     from evoquality.toy.run import TOY_LABEL_DEFAULTS, TOY_ROUND_DEFAULTS, TOY_TRAIN_DEFAULTS
     from evoquality.training.rounds import EvolveSettings
 
-    label_names = {f.name for f in _label_fields()}
+    label_names = {f.name for f in cli_fields(LabelConfig, exclude=_PER_ROUND)}
     label = dict(TOY_LABEL_DEFAULTS) if args.model is None else {}
     if args.label_config:
         file_values = read_config_file(args.label_config)
@@ -87,10 +76,7 @@ def settings_from_args(args: argparse.Namespace):
         if unknown:
             raise ValueError(f"label config keys {unknown} are not stage-1 options (or are set per round)")
         label.update(file_values)
-    from evoquality.commands.label import config_value
-
-    label.update({f.name: config_value(f, getattr(args, "label_" + f.name)) for f in _label_fields()
-                  if getattr(args, "label_" + f.name) is not None})
+    label.update(values_from_args(args, LabelConfig, dest_prefix="label_", exclude=_PER_ROUND))
     train = config_from_args(args, base=TOY_TRAIN_DEFAULTS if args.model is None else None)
     model = args.model if args.model is not None else str(SHIPPED)
     images = args.images if args.images is not None else str(pool_manifest(args.out))

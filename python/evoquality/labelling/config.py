@@ -7,10 +7,11 @@ the labels from the same votes, while changing e.g. K or the seed would mix inco
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional
 
+from evoquality.config_fields import option
 from evoquality.io.load import DEFAULT_MAX_PIXELS
 from evoquality.labelling.votes import ORDER_DESIGNS
 
@@ -27,59 +28,53 @@ _NOT_FINGERPRINTED = {
 }
 
 
-def _opt(default=MISSING, help: str = "", choices: Optional[tuple] = None):
-    """A config field with its CLI help (and allowed values, checked by `validate` and argparse)."""
-    meta = {"help": help} if choices is None else {"help": help, "choices": choices}
-    return field(default=default, metadata=meta)
-
-
 @dataclass
 class LabelConfig:
-    model: str = _opt(help="local checkpoint directory of the policy (a Qwen2.5-VL/Qwen2-VL)")
-    images: str = _opt(help="image folder, or manifest (.jsonl/.json/.txt) of the unlabelled pool")
-    out: str = _opt(help="round directory (created; an existing one of the same config is resumed)")
-    mode: str = _opt("compare", "K comparisons per pair, or K scores per image turned into pair probabilities "
+    model: str = option(help="local checkpoint directory of the policy (a Qwen2.5-VL/Qwen2-VL)")
+    images: str = option(help="image folder, or manifest (.jsonl/.json/.txt) of the unlabelled pool")
+    out: str = option(help="round directory (created; an existing one of the same config is resumed)")
+    mode: str = option("compare", "K comparisons per pair, or K scores per image turned into pair probabilities "
                                 "by the win-matrix op", MODES)
-    pairs: int = _opt(20_000, "number of cross-image pairs to sample (paper: 20,000)")
-    votes: int = _opt(32, "K: sampled answers per pair (compare) or per image (score); paper: 32")
-    seed: int = _opt(0, "seed of pair sampling, vote orders and generation")
-    order: str = _opt("balanced", "image-order design of the K votes (balanced = K/2 per order, random = a coin "
+    pairs: int = option(20_000, "number of cross-image pairs to sample (paper: 20,000)")
+    votes: int = option(32, "K: sampled answers per pair (compare) or per image (score); paper: 32")
+    seed: int = option(0, "seed of pair sampling, vote orders and generation")
+    order: str = option("balanced", "image-order design of the K votes (balanced = K/2 per order, random = a coin "
                                   "per vote)", ORDER_DESIGNS)
-    same_content_pairs: int = _opt(0, "extra pairs drawn inside same-content groups (round 2: an image and its "
+    same_content_pairs: int = option(0, "extra pairs drawn inside same-content groups (round 2: an image and its "
                                       "synthetic variants)")
-    variants: int = _opt(0, "synthetic distorted variants to generate per pool image (round 2; evoquality.data)")
-    variant_pairs: int = _opt(0, "pairs drawn among an image and its own variants (round 2), besides the others")
-    variant_types: str = _opt("all", "comma-separated distortion types the variants are drawn from (x 5 levels), "
+    variants: int = option(0, "synthetic distorted variants to generate per pool image (round 2; evoquality.data)")
+    variant_pairs: int = option(0, "pairs drawn among an image and its own variants (round 2), besides the others")
+    variant_types: str = option("all", "comma-separated distortion types the variants are drawn from (x 5 levels), "
                                      "or 'all' [decision: all types of evoquality.data]")
-    score_pairs: str = _opt("sampled", "in score mode, label the sampled pairs or all pairs of the pool",
+    score_pairs: str = option("sampled", "in score mode, label the sampled pairs or all pairs of the pool",
                             SCORE_PAIRS)
-    batch_items: int = _opt(16, "pairs (compare) or images (score) per generation batch; the unit of crash-safe "
+    batch_items: int = option(16, "pairs (compare) or images (score) per generation batch; the unit of crash-safe "
                                 "commits")
-    max_new_tokens: int = _opt(512, "generation budget per answer")
-    temperature: float = _opt(1.0, "sampling temperature (paper: 1)")
-    backend: str = _opt("transformers", "generation backend", BACKENDS)
-    max_image_pixels: int = _opt(DEFAULT_MAX_PIXELS, "images with more pixels are reported and their pairs dropped")
-    label: str = _opt("hard", "hard label with 0.5 ties (paper), vote fraction (soft), or in score mode 'mean': "
+    max_new_tokens: int = option(512, "generation budget per answer")
+    temperature: float = option(1.0, "sampling temperature (paper: 1)")
+    backend: str = option("transformers", "generation backend", BACKENDS)
+    max_image_pixels: int = option(DEFAULT_MAX_PIXELS, "images with more pixels are reported and their pairs dropped")
+    label: str = option("hard", "hard label with 0.5 ties (paper), vote fraction (soft), or in score mode 'mean': "
                               "compare the images' mean sampled scores (score averaging, the paper's EvoEstimate "
                               "ablation)", LABELS)
-    min_margin: int = _opt(0, "flag pairs whose vote margin |K_i - K_j| is below this (0 = off); flagged pairs "
+    min_margin: int = option(0, "flag pairs whose vote margin |K_i - K_j| is below this (0 = off); flagged pairs "
                               "are kept and marked")
-    no_votes: str = _opt("tie", "a pair with 0 valid votes becomes a tie, or is left out of labels.jsonl",
+    no_votes: str = option("tie", "a pair with 0 valid votes becomes a tie, or is left out of labels.jsonl",
                          NO_VOTE_POLICIES)
-    save_answers: bool = _opt(False, "store the raw answer texts next to the votes")
-    progress: bool = _opt(True, "show a progress bar (votes/s, ETA) on the main process")
-    device: Optional[str] = _opt(None, "transformers device (default: the process's accelerate device)")
-    dtype: str = _opt("auto", "model dtype", ("auto", "float32", "bfloat16", "float16"))
-    attn_implementation: str = _opt("auto", "attention kernel", ("auto", "sdpa", "eager", "flash_attention_2"))
-    generation_batch_size: int = _opt(8, "prompts per transformers generate call (each with n samples)")
-    gpu_memory_utilization: float = _opt(0.85, "vLLM: GPU memory share (a CPU build of vLLM sizes its KV cache by "
+    save_answers: bool = option(False, "store the raw answer texts next to the votes")
+    progress: bool = option(True, "show a progress bar (votes/s, ETA) on the main process")
+    device: Optional[str] = option(None, "transformers device (default: the process's accelerate device)")
+    dtype: str = option("auto", "model dtype", ("auto", "float32", "bfloat16", "float16"))
+    attn_implementation: str = option("auto", "attention kernel", ("auto", "sdpa", "eager", "flash_attention_2"))
+    generation_batch_size: int = option(8, "prompts per transformers generate call (each with n samples)")
+    gpu_memory_utilization: float = option(0.85, "vLLM: GPU memory share (a CPU build of vLLM sizes its KV cache by "
                                                "kv_cache_memory_bytes instead: 4 GiB unless given as an engine "
                                                "argument or by VLLM_CPU_KVCACHE_SPACE)")
-    tensor_parallel_size: int = _opt(1, "vLLM: GPUs one engine spans (the vLLM backend runs in one process)")
-    vllm_engine_args: dict = field(default_factory=dict, metadata={
-        "help": "further vllm.EngineArgs for the vLLM backend, e.g. max_model_len, enable_prefix_caching, "
-                "kv_cache_memory_bytes (CLI: --vllm-engine-arg KEY=VALUE, repeated; VALUE read as JSON where it "
-                "parses)", "flag": "--vllm-engine-arg"})
+    tensor_parallel_size: int = option(1, "vLLM: GPUs one engine spans (the vLLM backend runs in one process)")
+    vllm_engine_args: dict = option(
+        help="further vllm.EngineArgs for the vLLM backend, e.g. max_model_len, enable_prefix_caching, "
+             "kv_cache_memory_bytes (CLI: --vllm-engine-arg KEY=VALUE, repeated; VALUE read as JSON where it parses)",
+        flag="--vllm-engine-arg", default_factory=dict)
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option."""
@@ -140,7 +135,3 @@ class LabelConfig:
         fp["pool_digest"] = pool_digest
         fp["pool_size"] = n_images
         return fp
-
-
-def config_fields() -> list:
-    return list(fields(LabelConfig))

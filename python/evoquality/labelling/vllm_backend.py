@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import os
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
+from evoquality.config_fields import parse_key_value
 from evoquality.labelling.backends import GenRequest, check_outputs
 
 
@@ -79,17 +79,10 @@ DEFAULT_CPU_KV_CACHE_BYTES = 4 * 1024**3
 
 
 def parse_engine_arg(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` -> (key, value). VALUE is read as JSON where it parses (``false``, ``4096``, ``0.5``,
-    ``{"image": 2}``), else kept as a string (``fp8``); dashes in KEY become underscores, as in vLLM's CLI."""
-    key, sep, value = text.partition("=")
-    key = key.strip().replace("-", "_")
-    if not sep or not key:
-        raise ValueError(f"vllm_engine_args: expected KEY=VALUE, got {text!r}")
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-    return key, parsed
+    """``KEY=VALUE`` -> (key, value), as every repeated KEY=VALUE flag reads it (`config_fields.parse_key_value`):
+    VALUE as JSON where it parses (``false``, ``4096``), else a string (``fp8``); dashes in KEY become underscores,
+    as in vLLM's CLI."""
+    return parse_key_value("vllm_engine_args", text)
 
 
 def check_engine_args(engine_args: Mapping[str, Any], known: Optional[Iterable[str]] = None) -> None:

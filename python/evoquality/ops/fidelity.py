@@ -22,10 +22,10 @@ import torch
 
 from evoquality import _backend
 from evoquality.ops import _checks
+from evoquality.ops.constants import GAMMA
 from evoquality.ops.group_advantage import EPS_ADV, SCALES, group_advantages_ref
 from evoquality.ops.partners import Partners
 
-GAMMA = 1e-6  # [decision] as VisualQuality-R1 (docs/method.md)
 MIN_VALID = 2  # valid samples an image needs for a mean and an unbiased variance
 
 

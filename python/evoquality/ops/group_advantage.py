@@ -16,9 +16,7 @@ import torch
 
 from evoquality import _backend
 from evoquality.ops import _checks
-
-SCALES = ("group", "batch", "none")
-EPS_ADV = 1e-4  # TRL's constant
+from evoquality.ops.constants import EPS_ADV, SCALES
 
 
 def _check(rewards, scale, eps) -> torch.Tensor:

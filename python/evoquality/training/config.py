@@ -17,12 +17,15 @@ import argparse
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union, get_args, get_origin, get_type_hints
 
+from evoquality.config_fields import add_dataclass_arguments, option, values_from_args
+from evoquality.ops.constants import EPS_ADV, GAMMA, SCALES
+
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
-SCALE_REWARDS = ("group", "batch", "none")
+SCALE_REWARDS = SCALES
 VLLM_IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 VLLM_MODES = ("colocate", "server")
 REF_MODES = ("round_start", "initial")
@@ -30,86 +33,79 @@ ATTN = ("auto", "flash_attention_2", "sdpa", "eager")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-def _f(default, help_text: str, **kw):
-    """A dataclass field whose `help` doubles as the CLI help (TRL's convention)."""
-    return field(default=default, metadata={"help": help_text, **kw})
-
-
 @dataclass
 class TrainConfig:
     # --- the method (docs/method.md, stage 2) ---
-    num_generations: int = _f(32, "G: sampled score rollouts per image [paper: G = K = 32].")
-    images_per_step: int = _f(
+    num_generations: int = option(32, "G: sampled score rollouts per image [paper: G = K = 32].")
+    images_per_step: int = option(
         8, "Unique images per global generation batch; pairs are kept whole, so it must be even."
     )
-    beta: float = _f(0.05, "KL coefficient to the frozen reference (k3 estimator) [paper: 0.05]. 0 = no reference.")
-    use_bias_correction_kl: bool = _f(
+    beta: float = option(0.05, "KL coefficient to the frozen reference (k3 estimator) [paper: 0.05]. 0 = no reference.")
+    use_bias_correction_kl: bool = option(
         False, "Multiply the k3 KL by the importance ratio pi_theta/pi_old (TRL's default since 1.x, after "
                "DeepSeek-V3.2: an unbiased reverse-KL gradient; it changes the KL gradient even on-policy). "
                "Off = the paper's plain k3 estimator (Eq. 5-6) [paper].")
-    epsilon: float = _f(0.2, "PPO clip range [decision: 0.2].")
-    loss_type: str = _f("grpo", "TRL loss normalisation; 'grpo' = per-sequence mean [paper].", choices=LOSS_TYPES)
-    learning_rate: float = _f(3e-7, "AdamW learning rate [paper: 3e-7].")
-    lr_scheduler_type: str = _f("linear", "Learning-rate schedule [paper: linear decay].")
-    warmup_steps: float = _f(0.0, "Linear warm-up: optimizer steps, or a share of all steps when < 1.")
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
-    max_grad_norm: float = _f(1.0, "Gradient clipping norm.")
-    temperature: float = _f(1.0, "Sampling temperature of the rollouts [paper: 1].")
-    top_p: float = _f(1.0, "Nucleus sampling of the rollouts (1 = off).")
-    max_completion_length: int = _f(512, "Maximum new tokens per rollout (reasoning + boxed score).")
-    gamma: float = _f(1e-6, "Variance floor in the Thurstone denominator [decision, as VisualQuality-R1].")
-    train_compare: bool = _f(
+    epsilon: float = option(0.2, "PPO clip range [decision: 0.2].")
+    loss_type: str = option("grpo", "TRL loss normalisation; 'grpo' = per-sequence mean [paper].", choices=LOSS_TYPES)
+    learning_rate: float = option(3e-7, "AdamW learning rate [paper: 3e-7].")
+    lr_scheduler_type: str = option("linear", "Learning-rate schedule [paper: linear decay].")
+    warmup_steps: float = option(0.0, "Linear warm-up: optimizer steps, or a share of all steps when < 1.")
+    weight_decay: float = option(0.0, "AdamW weight decay.")
+    max_grad_norm: float = option(1.0, "Gradient clipping norm.")
+    temperature: float = option(1.0, "Sampling temperature of the rollouts [paper: 1].")
+    top_p: float = option(1.0, "Nucleus sampling of the rollouts (1 = off).")
+    max_completion_length: int = option(512, "Maximum new tokens per rollout (reasoning + boxed score).")
+    gamma: float = option(GAMMA, "Variance floor in the Thurstone denominator [decision, as VisualQuality-R1].")
+    train_compare: bool = option(
         False, "Also train the comparison prompt: every labelled pair of a step is asked once more as a comparison "
                "(G sampled answers, reward = agreement with p*: p* for naming image_i, 1 - p* for image_j), so the "
                "voter of the next round improves with the scorer. Off = the paper (GRPO on the scoring prompt only).")
-    adv_eps: float = _f(1e-4, "Epsilon of the group z-score of the advantages (TRL's value).")
-    scale_rewards: str = _f(
+    adv_eps: float = option(EPS_ADV, "Epsilon of the group z-score of the advantages (TRL's value).")
+    scale_rewards: str = option(
         "group", "Advantage scaling: (r - group mean) / (group std + adv_eps) [paper Eq. 4: 'group'], the batch "
                  "std ('batch'), or no division ('none'). Our fidelity advantages implement all three.",
         choices=SCALE_REWARDS)
     # --- batching ---
-    per_device_train_batch_size: int = _f(8, "Sequences per forward/backward on each process.")
-    num_train_epochs: float = _f(1.0, "Passes over the labelled pairs (ignored when max_steps > 0).")
-    max_steps: int = _f(-1, "Optimizer steps; -1 = derive from num_train_epochs.")
-    seed: int = _f(42, "Seed of the pair sampler, the rollouts and the initialisation of anything random.")
+    per_device_train_batch_size: int = option(8, "Sequences per forward/backward on each process.")
+    num_train_epochs: float = option(1.0, "Passes over the labelled pairs (ignored when max_steps > 0).")
+    max_steps: int = option(-1, "Optimizer steps; -1 = derive from num_train_epochs.")
+    seed: int = option(42, "Seed of the pair sampler, the rollouts and the initialisation of anything random.")
     # --- engines ---
-    bf16: Optional[bool] = _f(None, "bf16 mixed precision; unset = on when training on CUDA.")
-    gradient_checkpointing: bool = _f(True, "Recompute activations in backward (saves memory, costs ~30% time).")
-    model_dtype: str = _f("float32", "dtype the policy is loaded in: float32 master weights with bf16 autocast, or "
+    bf16: Optional[bool] = option(None, "bf16 mixed precision; unset = on when training on CUDA.")
+    gradient_checkpointing: bool = option(True, "Recompute activations in backward (saves memory, costs ~30% time).")
+    model_dtype: str = option("float32", "dtype the policy is loaded in: float32 master weights with bf16 autocast, or "
                           "bfloat16 to halve memory (pure bf16 training).", choices=DTYPES)
-    attn_implementation: str = _f("auto", "Attention kernel; auto = flash_attention_2 on CUDA when installed.",
+    attn_implementation: str = option("auto", "Attention kernel; auto = flash_attention_2 on CUDA when installed.",
                                   choices=ATTN)
-    use_vllm: bool = _f(False, "Generate rollouts with vLLM (TRL's integration).")
-    vllm_mode: str = _f("colocate", "vLLM mode: colocate (same GPUs) or server (`trl vllm-serve`).",
+    use_vllm: bool = option(False, "Generate rollouts with vLLM (TRL's integration).")
+    vllm_mode: str = option("colocate", "vLLM mode: colocate (same GPUs) or server (`trl vllm-serve`).",
                         choices=VLLM_MODES)
-    vllm_server_host: str = _f("0.0.0.0", "vLLM server host (server mode).")
-    vllm_server_port: int = _f(8000, "vLLM server port (server mode).")
-    vllm_gpu_memory_utilization: float = _f(0.3, "GPU memory share vLLM may take (colocate mode).")
-    vllm_importance_sampling_correction: bool = _f(
+    vllm_server_host: str = option("0.0.0.0", "vLLM server host (server mode).")
+    vllm_server_port: int = option(8000, "vLLM server port (server mode).")
+    vllm_gpu_memory_utilization: float = option(0.3, "GPU memory share vLLM may take (colocate mode).")
+    vllm_importance_sampling_correction: bool = option(
         True, "With use_vllm: reweight each rollout's loss by the ratio of the trainer's to vLLM's sampling "
               "probabilities (TRL's correction for the two engines' numeric mismatch). It costs one more forward "
               "pass per generation batch (the old log-probabilities) and masks or truncates sequences whose ratio "
               "leaves the clip range [decision: TRL's default, on; the paper is silent]. No effect without vLLM.")
-    vllm_importance_sampling_mode: str = _f(
+    vllm_importance_sampling_mode: str = option(
         "sequence_mask", "How that ratio is applied: per token or per sequence, truncated or masked (TRL's modes).",
         choices=VLLM_IS_MODES)
-    vllm_importance_sampling_clip_max: float = _f(3.0, "Upper bound of that ratio (TRL's default).")
-    use_cpu: bool = _f(False, "Train on CPU even where CUDA exists (tests).")
+    vllm_importance_sampling_clip_max: float = option(3.0, "Upper bound of that ratio (TRL's default).")
+    use_cpu: bool = option(False, "Train on CPU even where CUDA exists (tests).")
     # --- bookkeeping ---
-    logging_steps: int = _f(1, "Log metrics every N optimizer steps.")
-    save_steps: int = _f(50, "Checkpoint every N optimizer steps (resumable).")
-    save_total_limit: int = _f(2, "Checkpoints kept on disk.")
-    report_to: str = _f("none", "TRL/transformers loggers: none, tensorboard, wandb (comma separated).")
-    log_completions: bool = _f(False, "Log sampled completions through TRL.")
-    ref_model: str = _f(
+    logging_steps: int = option(1, "Log metrics every N optimizer steps.")
+    save_steps: int = option(50, "Checkpoint every N optimizer steps (resumable).")
+    save_total_limit: int = option(2, "Checkpoints kept on disk.")
+    report_to: str = option("none", "TRL/transformers loggers: none, tensorboard, wandb (comma separated).")
+    log_completions: bool = option(False, "Log sampled completions through TRL.")
+    ref_model: str = option(
         "round_start",
         "Reference policy of the KL term in `evolve`: the model at the round start [decision] or the initial model.",
         choices=REF_MODES,
     )
-    grpo_overrides: dict = field(
-        default_factory=dict,
-        metadata={"help": "Extra TRL GRPOConfig fields, passed through unchanged (file only).", "cli": False},
-    )
+    grpo_overrides: dict = option(help="Extra TRL GRPOConfig fields, passed through unchanged (file only).",
+                                  cli=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -300,30 +296,15 @@ def make_config(
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One `--flag` per field (help from the dataclass); unset flags stay None so the file/defaults win."""
+    """`--config FILE` and one `--flag` per field; unset flags stay None so the file/defaults win."""
     group = parser.add_argument_group("training config (defaults < --config file < these flags)")
     group.add_argument("--config", type=Path, default=None, help="YAML or JSON file of training config keys.")
-    for f in dataclasses.fields(TrainConfig):
-        if not f.metadata.get("cli", True):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        hint = _HINTS[f.name]
-        help_text = (f.metadata["help"] + f" (default: {f.default})").replace("%", "%%")  # argparse formats help
-        if hint is bool or get_origin(hint) is Union:
-            group.add_argument(flag, dest=f.name, default=None, metavar="BOOL", help=help_text)
-        else:
-            group.add_argument(flag, dest=f.name, default=None, type=str, metavar=hint.__name__.upper(),
-                               choices=f.metadata.get("choices"), help=help_text)
+    add_dataclass_arguments(group, TrainConfig, unset_none=True, strings=True)
 
 
 def config_from_args(args: argparse.Namespace, base: Optional[Mapping[str, Any]] = None) -> TrainConfig:
     """The config of parsed `add_config_arguments` flags, over an optional preset `base`."""
-    overrides = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if f.metadata.get("cli", True) and getattr(args, f.name, None) is not None
-    }
-    return make_config(getattr(args, "config", None), overrides, base)
+    return make_config(getattr(args, "config", None), values_from_args(args, TrainConfig), base)
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:
