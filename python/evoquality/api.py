@@ -20,7 +20,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from evoquality.evaluation.scorers import REFERENCE_SCORERS, ModelScorer, ReferenceScorer, load_pil
+from evoquality.evaluation.scorers import REFERENCE_SCORERS, SCORE_DEFAULTS, ModelScorer, ReferenceScorer, load_pil
 
 Scorer = Union[ModelScorer, ReferenceScorer]
 
@@ -40,20 +40,23 @@ def _policy(model, device, dtype):
     raise TypeError(f"model must be a checkpoint directory or a loaded Policy, got {type(model).__name__}")
 
 
-def create_scorer(model, *, mode: str = "greedy", n_samples: Optional[int] = None, temperature: float = 1.0,
-                  max_new_tokens: int = 256, batch_size: int = 8, seed: int = 0, device: Optional[str] = None,
-                  dtype: str = "auto") -> Scorer:
+def create_scorer(model, *, mode: str = SCORE_DEFAULTS.mode, n_samples: Optional[int] = None,
+                  temperature: float = SCORE_DEFAULTS.temperature, max_new_tokens: int = SCORE_DEFAULTS.max_new_tokens,
+                  batch_size: int = SCORE_DEFAULTS.batch_size, seed: int = SCORE_DEFAULTS.seed,
+                  device: Optional[str] = None, dtype: str = SCORE_DEFAULTS.dtype) -> Scorer:
     """A scorer with ``.score(images, refs=None) -> ScoreResult`` and ``.higher_better``.
 
     model: a classical metric name ("piqe"; "psnr"/"ssim" need refs), a checkpoint directory, or a Policy.
-    mode: "greedy" (one deterministic answer per image) or "mean" (mean of n_samples sampled answers, default 8).
+    mode: "greedy" (one deterministic answer per image) or "mean" (mean of n_samples sampled answers). The defaults
+    are `evaluation.scorers.ScoreSettings`'; n_samples unset: its n_samples in mode "mean", 0 (no sampling) in
+    "greedy".
     """
     if isinstance(model, str) and model in REFERENCE_SCORERS:
         return REFERENCE_SCORERS[model]()
     if isinstance(model, (str, Path)) and not Path(model).is_dir():
         raise ValueError(f"model must be one of {sorted(REFERENCE_SCORERS)} or a checkpoint directory, got {model!r}")
     if n_samples is None:
-        n_samples = 8 if mode == "mean" else 0
+        n_samples = SCORE_DEFAULTS.n_samples if mode == "mean" else 0
     return ModelScorer(_policy(model, device, dtype), n_samples=n_samples, mode=mode, temperature=temperature,
                        max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, name=str(model))
 
@@ -95,8 +98,9 @@ class Preference:
         return self.votes_a / valid if valid else math.nan
 
 
-def compare(a, b, *, model, votes: int = 8, temperature: float = 1.0, max_new_tokens: int = 256, seed: int = 0,
-            device: Optional[str] = None, dtype: str = "auto") -> Union[Preference, list[Preference]]:
+def compare(a, b, *, model, votes: int = SCORE_DEFAULTS.n_samples, temperature: float = SCORE_DEFAULTS.temperature,
+            max_new_tokens: int = SCORE_DEFAULTS.max_new_tokens, seed: int = SCORE_DEFAULTS.seed,
+            device: Optional[str] = None, dtype: str = SCORE_DEFAULTS.dtype) -> Union[Preference, list[Preference]]:
     """Ask the model which image has better quality, `votes` times with sampling.
 
     The votes are stage 1's (docs/method.md "Stage 1"): the comparison prompt is position-biased, so half of the
@@ -104,7 +108,8 @@ def compare(a, b, *, model, votes: int = 8, temperature: float = 1.0, max_new_to
     design); each order is one request with its own seed, and the answers are mapped back to a/b and tallied by
     `ops.vote_tally` through `labelling.labels.compare_labels`. Pair k of a list is stage 1's pair id k, so a list
     gets the votes stage 1 would give those pairs with the same seed. a, b: single images, or equal-length lists
-    (-> a list).
+    (-> a list). The defaults are the scoring ones (`evaluation.scorers.ScoreSettings`): as many votes as a mean
+    score has samples.
     """
     from evoquality.labelling.backends import TransformersBackend
 

@@ -19,17 +19,20 @@ import time
 from pathlib import Path
 from typing import Optional
 
+_NOT_FLAGS = ("mode",)  # the protocol scores greedily, plus the mean of --samples: both, not one of them
+
 
 def _model_scorer(args):
     if args.model is None:
         return None
-    from evoquality.evaluation.scorers import ModelScorer
+    from evoquality.config_fields import values_from_args
+    from evoquality.evaluation.scorers import ModelScorer, ScoreSettings
     from evoquality.modeling import load_policy
 
-    policy = load_policy(args.model, dtype=args.dtype, device=args.device)
-    return ModelScorer(policy, n_samples=args.samples, mode="greedy", temperature=args.temperature,
-                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
-                       name=str(args.model))
+    settings = values_from_args(args, ScoreSettings, exclude=_NOT_FLAGS)
+    policy = load_policy(args.model, dtype=settings.pop("dtype"), device=args.device)
+    # The greedy score, and with n_samples > 0 the mean of the samples as well: both rows of the protocol.
+    return ModelScorer(policy, mode="greedy", **settings, name=str(args.model))
 
 
 class _DatasetAction(argparse.Action):
@@ -60,7 +63,9 @@ def _default_synthetic(folder: Path, seed: int, size: Optional[int]) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evoquality.config_fields import add_dataclass_arguments
     from evoquality.evaluation import protocol
+    from evoquality.evaluation.scorers import ScoreSettings
 
     parser.description = __doc__.splitlines()[0]
     parser.add_argument("--model", type=Path, help="checkpoint directory (omit for the classical rows only)")
@@ -76,13 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "OUT/synthetic at this square size (default: the photos' native sizes)")
     parser.add_argument("--missing", choices=("error", "skip"), default="error",
                         help="images listed but absent: fail (default) or skip and count them")
-    parser.add_argument("--samples", type=int, default=8, help="sampled answers per image for the mean (0 = off)")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
+    add_dataclass_arguments(parser, ScoreSettings, exclude=_NOT_FLAGS)
     parser.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: CUDA when present)")
-    parser.add_argument("--dtype", default="auto")
     parser.add_argument("--reference", default="psnr,ssim,piqe",
                         help="classical scorers to add as rows: comma list of psnr, ssim, piqe, or 'none'")
     parser.add_argument("--bootstrap", type=int, default=protocol.DEFAULT_BOOTSTRAP,
@@ -103,7 +103,7 @@ def run(args) -> int:
         raise ValueError(f"--reference: unknown scorer(s) {unknown}; choose from {sorted(REFERENCE_SCORERS)}")
     if args.model is None and not reference:
         raise ValueError("nothing to evaluate: give --model and/or --reference scorers")
-    if args.samples < 0 or args.bootstrap < 0:
+    if args.n_samples < 0 or args.bootstrap < 0:
         raise ValueError("--samples and --bootstrap must be >= 0")
     manifests = []
     for d in args.datasets:
@@ -124,7 +124,7 @@ def run(args) -> int:
         entry["seconds"] = round(time.perf_counter() - t0, 3)
         entries.append(entry)
         preds.append(p)
-    settings = {"model": str(args.model) if args.model else None, "samples": args.samples,
+    settings = {"model": str(args.model) if args.model else None, "samples": args.n_samples,
                 "temperature": args.temperature, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
                 "bootstrap": args.bootstrap, "reference": reference, "limit": args.limit,
                 "device": str(model.policy.device) if model else None}

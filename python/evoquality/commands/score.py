@@ -14,30 +14,31 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evoquality.config_fields import add_dataclass_arguments
+    from evoquality.evaluation.scorers import ScoreSettings
+
     parser.description = __doc__.splitlines()[0]
     parser.add_argument("images", nargs="+", type=Path, help="image files")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", type=Path, help="checkpoint directory")
     which.add_argument("--metric", choices=("piqe",), help="a classical no-reference metric instead of a model")
-    parser.add_argument("--mode", choices=("greedy", "mean"), default="greedy",
-                        help="greedy answer, or the mean of --samples sampled answers")
-    parser.add_argument("--samples", type=int, default=8, help="sampled answers per image in --mode mean")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None)
+    add_dataclass_arguments(parser, ScoreSettings)
+    parser.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: CUDA when present)")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of tab-separated text")
 
 
 def run(args) -> int:
     from evoquality.api import create_scorer
+    from evoquality.config_fields import values_from_args
+    from evoquality.evaluation.scorers import ScoreSettings
 
     if args.metric:
         scorer = create_scorer(args.metric)
     else:
-        scorer = create_scorer(args.model, mode=args.mode, n_samples=args.samples if args.mode == "mean" else 0,
-                               max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
-                               device=args.device)
+        settings = values_from_args(args, ScoreSettings)
+        if settings["mode"] != "mean":  # --samples counts only for the mean: a greedy score samples nothing
+            settings["n_samples"] = 0
+        scorer = create_scorer(args.model, **settings, device=args.device)
     result = scorer.score([str(p) for p in args.images])
     for path, value in zip(args.images, result.scores):
         if args.json:

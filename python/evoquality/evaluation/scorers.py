@@ -18,7 +18,27 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from evoquality.config_fields import option
 from evoquality.evaluation import reference_metrics
+
+SCORE_MODES = ("greedy", "mean")
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """How a model scores images, and the one definition of these defaults: `ModelScorer`, `api.create_scorer`,
+    `api.compare`, `evoquality score` and `evoquality eval` all take theirs from here."""
+
+    mode: str = option("greedy", "greedy answer, or the mean of --samples sampled answers", SCORE_MODES)
+    n_samples: int = option(8, "sampled answers per image whose mean is a score (0 = none)", flag="--samples")
+    temperature: float = option(1.0, "sampling temperature of the sampled answers")
+    max_new_tokens: int = option(256, "generation budget per answer")
+    batch_size: int = option(8, "images per generation batch")
+    seed: int = option(0, "random seed (the sampled answers; in `eval` also the bootstrap and the synthetic set)")
+    dtype: str = option("auto", "dtype the model is loaded in (auto: the checkpoint's)")
+
+
+SCORE_DEFAULTS = ScoreSettings()
 
 
 @dataclass
@@ -135,9 +155,11 @@ class ModelScorer:
     higher_better = True
     full_reference = False
 
-    def __init__(self, policy, *, n_samples: int = 8, mode: str = "greedy", temperature: float = 1.0,
-                 max_new_tokens: int = 256, batch_size: int = 8, seed: int = 0, name: Optional[str] = None):
-        if mode not in ("greedy", "mean"):
+    def __init__(self, policy, *, n_samples: int = SCORE_DEFAULTS.n_samples, mode: str = SCORE_DEFAULTS.mode,
+                 temperature: float = SCORE_DEFAULTS.temperature, max_new_tokens: int = SCORE_DEFAULTS.max_new_tokens,
+                 batch_size: int = SCORE_DEFAULTS.batch_size, seed: int = SCORE_DEFAULTS.seed,
+                 name: Optional[str] = None):
+        if mode not in SCORE_MODES:
             raise ValueError(f"mode must be 'greedy' or 'mean', got {mode!r}")
         if n_samples < 0:
             raise ValueError(f"n_samples must be >= 0, got {n_samples}")
