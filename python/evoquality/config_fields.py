@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from typing import Any, Iterable, Optional, Union, get_args, get_origin, get_type_hints
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping, Optional, Union, get_args, get_origin, get_type_hints
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", choices: Optional[Iterable] = None, *,
@@ -129,3 +130,18 @@ def values_from_args(args: argparse.Namespace, cls, *, dest_prefix: str = "", ex
         out[f.name] = value
     return out
 
+
+def preset(cls, **values) -> Mapping[str, Any]:
+    """A read-only partial config of the dataclass `cls` (the toy world's presets): every key must be a field and
+    every value of the field's type, checked when the preset is defined instead of when a run reads it."""
+    hints = get_type_hints(cls)
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no fields {unknown}")
+    for name, value in values.items():
+        kind, nullable = _value_type(hints[name])
+        fits = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+        fits = fits or (kind is float and isinstance(value, int) and not isinstance(value, bool))
+        if not (fits or (nullable and value is None)):
+            raise ValueError(f"{cls.__name__}.{name} must be {kind.__name__}, got {value!r}")
+    return MappingProxyType(dict(values))

@@ -13,21 +13,26 @@ import json
 import time
 from pathlib import Path
 
+from evoquality.config_fields import preset
+from evoquality.labelling.config import LabelConfig
 from evoquality.toy import datasets, report, world
+from evoquality.training.config import TrainConfig
+from evoquality.training.rounds import EvolveSettings, evolve, round_dir
+from evoquality.training.stage import final_model_dir
 
 # Stage 1 on the toy pool: pairs inside distortion series only (cross-series pairs have no defined better image
 # at this scale), K = 8 sampled votes per pair. The toy answers are a few tokens long. Round-2 synthetic variants
 # use the toy world's own distortions: the toy base model has no notion of the others (JPEG, colour, ...).
-TOY_LABEL_DEFAULTS = {"pairs": 0, "same_content_pairs": 480, "votes": 8, "max_new_tokens": 12,
-                      "batch_items": 48, "generation_batch_size": 48, "variant_types": ",".join(world.TYPES)}
+TOY_LABEL_DEFAULTS = preset(LabelConfig, pairs=0, same_content_pairs=480, votes=8, max_new_tokens=12, batch_items=48,
+                            generation_batch_size=48, variant_types=",".join(world.TYPES))
 # Stage 2: G = 8 rollouts, 8 images (4 labelled pairs) per step; a tiny model needs a far larger learning rate
 # than the paper's 3e-7 for a 7B model.
-TOY_TRAIN_DEFAULTS = {"num_generations": 8, "images_per_step": 8, "per_device_train_batch_size": 64,
-                      "max_completion_length": 12, "learning_rate": 1e-4, "max_steps": 100, "save_steps": 20,
-                      "gradient_checkpointing": False, "use_cpu": True, "logging_steps": 10}
+TOY_TRAIN_DEFAULTS = preset(TrainConfig, num_generations=8, images_per_step=8, per_device_train_batch_size=64,
+                            max_completion_length=12, learning_rate=1e-4, max_steps=100, save_steps=20,
+                            gradient_checkpointing=False, use_cpu=True, logging_steps=10)
 # Rounds: the paper's round 2 — 10 synthetic variants per pool image (here every (type, level) of the toy world),
 # and as many pairs again as round 1 labels (480), drawn among each pool image and its own variants.
-TOY_ROUND_DEFAULTS = {"round2_variants": 10, "round2_same_content_pairs": 480}
+TOY_ROUND_DEFAULTS = preset(EvolveSettings, round2_variants=10, round2_same_content_pairs=480)
 
 
 def _load_rows(run_dir: Path) -> list[dict]:
@@ -41,9 +46,6 @@ def run_default(settings, *, progress: bool = True, label_transform=None, contro
     label_transform / control: a control experiment's label replacement and its name (`toy.controls`); the label
     columns then describe the labels that were trained on.
     """
-    from evoquality.training.rounds import evolve, round_dir
-    from evoquality.training.stage import final_model_dir
-
     run = Path(settings.out)
     rows = {r["model"]: r for r in _load_rows(run)}
 
