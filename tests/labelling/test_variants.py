@@ -79,3 +79,21 @@ def test_same_content_pairs_with_variants_end_to_end(tiny_model_dir, tmp_path, s
 
     run_labelling(cfg, backend_factory=no_backend, dist=Dist())
     assert [p.stat().st_mtime_ns for p in made] == mtimes
+
+
+def test_variants_not_made_are_one_warning_and_recorded(tiny_model_dir, tmp_path, scripted, caplog):
+    """A flat image is unchanged by blur: its variants are refused, reported in one log line, recorded in full."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for k, value in enumerate((90, 140, 200)):
+        Image.fromarray(np.full((40, 40, 3), value, np.uint8)).save(pool / f"flat{k}.png")
+    backend = scripted(lambda a, b, rng: "\\boxed{0}")
+    cfg = LabelConfig(model=str(tiny_model_dir), images=str(pool), out=str(tmp_path / "r"), pairs=2, votes=2,
+                      variants=2, variant_pairs=2, variant_types="gaussian_blur", batch_items=4, max_new_tokens=4,
+                      progress=False)
+    with caplog.at_level("WARNING", logger="evoquality.labelling.runner"):
+        summary = run_labelling(cfg, backend_factory=lambda c, d: backend, dist=Dist())
+    lines = [r.getMessage() for r in caplog.records if "variants not made" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("6 of 6 synthetic variants not made")
+    assert "leaves" in lines[0] and lines[0].endswith("failed.json")
+    assert len(summary["variants_failed"]) == 6

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from evoquality.io.load import ImageRejected, decode_warning, load_image
@@ -197,8 +198,12 @@ def run_labelling(
             raise ConfigMismatch(f"out: {cfg.out!r} holds a different pair list than this configuration draws "
                                  "(was it written by another EvoQuality version?); refusing to mix")
         if variant_jobs:
-            for path, why in materialize_variants(variant_jobs, cfg.max_image_pixels, cfg.seed).items():
-                logger.warning("variant %s not made: %s", path, why)
+            failed = materialize_variants(variant_jobs, cfg.max_image_pixels, cfg.seed)
+            if failed:  # one line, not one per variant: the reasons are recorded in full beside the variants
+                path, why = next(iter(failed.items()))
+                logger.warning("%d of %d synthetic variants not made (their pairs are dropped), e.g. %s: %s; all "
+                               "reasons in %s", len(failed), len(variant_jobs), Path(path).name, why,
+                               Path(path).parent / "failed.json")
 
     _on_main_then_all(dist, prepare_round_dir)
     if not dist.is_main:
