@@ -79,7 +79,7 @@ def add_dataclass_arguments(parser, cls, *, prefix: str = "", dest_prefix: str =
             action = parser.add_argument(flag, dest=dest, action="append", default=None if unset_none else [],
                                          metavar="KEY=VALUE", help=help_text)
         elif strings:
-            if kind is bool or nullable:
+            if kind is bool:  # true/false as text (and none/auto for an Optional[bool]), as in a file
                 action = parser.add_argument(flag, dest=dest, default=None, metavar="BOOL", help=help_text)
             else:
                 action = parser.add_argument(flag, dest=dest, default=None, type=str, metavar=kind.__name__.upper(),
