@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from _timing import LIBRARIES, device_name, git_commit, versions
+from _timing import LIBRARIES, device_name, git_commit, time_fn, versions
 
 FIELDS = ("benchmark", "op", "provider", "shape", "status", "p20_ms", "p50_ms", "p80_ms", "reps", "anchor",
           "ratio_to_anchor", "throughput", "throughput_unit", "share_of_step", "note", "device", *LIBRARIES, "commit")
@@ -112,6 +112,18 @@ def triton_unavailable(device, explicit: bool) -> Optional[str]:
 
 
 INTERPRETER_NOTE = "Triton interpreter on CPU: checks the path, the time is not a kernel time"
+
+
+def provider_timer(call: Callable[[], object], provider: Optional[str], args: argparse.Namespace,
+                   **time_kw) -> Callable[[], dict]:
+    """A timer for `compare`: `call()` with its op dispatched to `provider` (None: the dispatcher's own choice),
+    timed by `time_fn` with the kernel arguments' device, reps and time budget."""
+    from evoquality import _backend
+
+    def forced():
+        with _backend.force_provider(provider):
+            return call()
+    return lambda: time_fn(forced, device=args.device, reps=args.reps, max_seconds=args.max_seconds, **time_kw)
 
 
 def compare(op: str, shape: str, timers: dict[str, Callable[[], dict]], *, providers: list[str], explicit: bool,

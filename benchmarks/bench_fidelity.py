@@ -169,10 +169,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
     op_fn = fidelity_advantages if args.fused else fidelity_reward
 
     def timer(provider):
-        def call():
-            with _backend.force_provider(provider):
-                return op_fn(scores, partners)
-        return lambda: time_fn(call, device=args.device, reps=args.reps, max_seconds=args.max_seconds)
+        return _rows.provider_timer(lambda: op_fn(scores, partners), provider, args)
 
     total = g * int(partners.indices.numel())
     loop: dict = {}

@@ -17,7 +17,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _rows  # noqa: E402
-from _timing import time_fn  # noqa: E402
 
 from evoquality import _backend  # noqa: E402
 from evoquality.ops.group_advantage import group_advantages  # noqa: E402
@@ -61,10 +60,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
             raise SystemExit(f"reference and TRL disagree by {diff:.3g}")
 
     def timer(fn, provider=None):
-        def call():
-            with _backend.force_provider(provider):
-                return fn(rewards)
-        return lambda: time_fn(call, device=args.device, reps=args.reps, max_seconds=args.max_seconds)
+        return _rows.provider_timer(lambda: fn(rewards), provider, args)
 
     rows = _rows.compare("group_advantages", f"B={b} G={g}",
                          {"torch": timer(group_advantages, "torch"), "triton": timer(group_advantages, "triton"),

@@ -69,10 +69,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
             raise SystemExit("the loop and the reference disagree: fix before timing")
 
     def timer(provider):
-        def call():
-            with _backend.force_provider(provider):
-                return vote_tally(votes, swapped, valid)
-        return lambda: time_fn(call, device=args.device, reps=args.reps, max_seconds=args.max_seconds)
+        return _rows.provider_timer(lambda: vote_tally(votes, swapped, valid), provider, args)
 
     # The loop runs on host lists: a few reps suffice (each is ~10^5 times slower than the reference).
     loop = lambda: time_fn(lambda: loop_tally(*lists), warmup=1, reps=min(args.reps, 5),  # noqa: E731

@@ -18,7 +18,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _rows  # noqa: E402
-from _timing import time_fn  # noqa: E402
 
 from evoquality import _backend  # noqa: E402
 from evoquality.ops.win_matrix import win_matrix  # noqa: E402
@@ -68,10 +67,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
     pairs = torch.randint(0, n, (m, 2), generator=torch.Generator().manual_seed(1)).to(args.device)
 
     def timer(provider, **kw):
-        def call():
-            with _backend.force_provider(provider):
-                return win_matrix(scores, **kw)
-        return lambda: time_fn(call, device=args.device, warmup=1, reps=args.reps, max_seconds=args.max_seconds)
+        return _rows.provider_timer(lambda: win_matrix(scores, **kw), provider, args, warmup=1)
 
     common = dict(providers=providers, explicit=explicit, device=args.device, anchor=ANCHOR, unit="pairs/s")
     target = "target < 2 s at N=2000 K=32 (CPU)" if args.device == "cpu" else "target <= 50 ms at N=10000 K=32"
