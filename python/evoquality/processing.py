@@ -74,6 +74,33 @@ class QwenVLImageTextProcessor(Qwen2_5_VLProcessor):
         self.source_files = dict(source_files) if source_files else None
         self.stock_class = stock_class
 
+    # transformers counts the images of a call with `make_flat_list_of_images`, which refuses paths and encoded
+    # bytes; the native image processor takes those and decodes them once, in its batch (no Pillow image in between).
+    # These two overrides count the leaves instead; everything else is transformers'.
+    def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs):
+        from evoquality.io.pipeline import flatten_images
+
+        if images is None or text is None:
+            return super().validate_inputs(images=images, text=text, videos=videos, audio=audio, **kwargs)
+        texts = [text] if isinstance(text, str) else text
+        if not (isinstance(texts, list) and all(isinstance(t, str) for t in texts)):
+            raise ValueError("`text` must be a string or list of strings.")
+        n_tokens, n_images = sum(t.count(self.image_token) for t in texts), len(flatten_images(images))
+        if n_tokens != n_images:
+            raise ValueError(f"The total number of {self.image_token} tokens in the prompts should be the same as the "
+                             f"number of images passed. Found total {n_tokens} {self.image_token} tokens and "
+                             f"{n_images} images.")
+        if videos is not None or audio is not None:
+            raise ValueError("this processor takes images and text only (no video or audio)")
+
+    def _process_images(self, images, **kwargs):
+        from evoquality.io.pipeline import flatten_images
+
+        processed = self.image_processor(images, **kwargs)
+        replacements = [self.replace_image_token(processed, image_idx=k, **kwargs)
+                        for k in range(len(flatten_images(images)))]
+        return processed, replacements
+
     def to_dict(self):
         out = super().to_dict()
         out["processor_class"] = self.stock_class  # what a stock loader must instantiate

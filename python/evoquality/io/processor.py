@@ -6,13 +6,17 @@ identical to the parent's (same `pixel_values` bits, same `image_grid_thw`), so 
 `image_processor` in transformers, TRL and EvoQuality's own loaders (`evoquality.processing.load_processor(path,
 image_processor=NativeQwen2VLImageProcessor.from_pretrained(path))`).
 
-Beyond the parent it accepts encoded bytes and local paths as images. Whatever it cannot run natively (a resample
-other than BICUBIC, float arrays, URLs, do_convert_rgb=False) goes to the parent unchanged.
+Beyond the parent it accepts encoded bytes and local paths as images, also inside the full processor: its
+`fetch_images` leaves them for the native decoder (transformers' own would open a path with Pillow, orient it by its
+EXIF tag and hand the pixels back to be converted again; EvoQuality never applies EXIF orientation, as `io.load`).
+Whatever it cannot run natively (a resample other than BICUBIC, float arrays, URLs, do_convert_rgb=False) goes to the
+parent, paths and bytes decoded first.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +28,7 @@ from evoquality.io import pipeline
 from evoquality.io.reference import DEFAULT_MAX_IMAGE_PIXELS, to_rgb_array
 
 # Runtime settings: not part of the saved preprocessor config, so checkpoints stay loadable by stock transformers.
-_RUNTIME_KEYS = ("num_threads", "strict", "max_image_pixels", "num_decode_warnings")
+_RUNTIME_KEYS = ("num_threads", "strict", "max_image_pixels", "num_decode_warnings", "last_warnings")
 
 
 def _is_encoded(x) -> bool:
@@ -56,6 +60,9 @@ class NativeQwen2VLImageProcessor(Qwen2VLImageProcessorPil):
         self.strict = strict
         self.max_image_pixels = max_image_pixels
         self.num_decode_warnings = 0  # images this processor decoded with a recovered warning
+        # (index among the flattened images, message) for each image of the latest call whose decoder warned: lets a
+        # caller that preprocesses many images in one call attribute each warning to its image.
+        self.last_warnings: list[tuple[int, str]] = []
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -63,6 +70,14 @@ class NativeQwen2VLImageProcessor(Qwen2VLImageProcessorPil):
             out.pop(key, None)
         out["image_processor_type"] = "Qwen2VLImageProcessor"  # what stock transformers loads back
         return out
+
+    def fetch_images(self, images):
+        """Local paths and encoded bytes stay as they are (the native pipeline decodes them); URLs are the parent's."""
+        if isinstance(images, (list, tuple)):
+            return [self.fetch_images(x) for x in images]
+        if _is_encoded(images) or _is_local_path(images):
+            return images
+        return super().fetch_images(images)
 
     def _native_eligible(self, kwargs: dict) -> bool:
         resample = kwargs.get("resample")
@@ -86,18 +101,24 @@ class NativeQwen2VLImageProcessor(Qwen2VLImageProcessorPil):
             return None
         return np.ascontiguousarray(chw.transpose(1, 2, 0))
 
-    def _decode(self, data) -> np.ndarray:
+    def _decode(self, index: int, data) -> np.ndarray:
+        if _is_local_path(data):
+            data = Path(data).read_bytes()
         image, warning = pipeline.decode(data, strict=self.strict, max_image_pixels=self.max_image_pixels,
                                          return_warning=True)
-        self.num_decode_warnings += bool(warning)
+        if warning:
+            self.num_decode_warnings += 1
+            self.last_warnings.append((index, warning))
         return image
 
     def _preprocess_image_like_inputs(self, images, *args, **kwargs) -> BatchFeature:
         items = pipeline.flatten_images(images)
+        self.last_warnings = []
         inputs = [self._to_native_input(im, kwargs) for im in items] if self._native_eligible(kwargs) else None
         if inputs is None or any(x is None for x in inputs):
             # The parent path cannot take encoded bytes or paths: decode those first, natively.
-            decoded = [self._decode(im) if _is_encoded(im) else im for im in items]
+            decoded = [self._decode(k, im) if _is_encoded(im) or _is_local_path(im) else im
+                       for k, im in enumerate(items)]
             return super()._preprocess_image_like_inputs(decoded, *args, **kwargs)
         mean, std = kwargs["image_mean"], kwargs["image_std"]
         mean = [float(mean)] * 3 if np.isscalar(mean) else [float(v) for v in mean]
@@ -110,6 +131,7 @@ class NativeQwen2VLImageProcessor(Qwen2VLImageProcessorPil):
             rescale_factor=float(kwargs["rescale_factor"]), do_normalize=bool(kwargs["do_normalize"]),
             strict=self.strict, max_image_pixels=self.max_image_pixels, num_threads=self.num_threads)
         self.num_decode_warnings += len(result.warnings)
+        self.last_warnings = list(result.warnings)
         return BatchFeature(data={"pixel_values": result.pixel_values, "image_grid_thw": result.image_grid_thw},
                             tensor_type=kwargs.get("return_tensors"))
 
