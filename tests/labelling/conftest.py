@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evoquality.labelling.backends import GenRequest
+from evoquality.labelling.backends import GenRequest, decode_images
 
 
 def image_id(img) -> int:
@@ -31,6 +31,9 @@ class ScriptedBackend:
     def __init__(self, answer):
         self.answer = answer
         self.calls: list[list[GenRequest]] = []
+
+    def prepare_images(self, paths, *, max_pixels):
+        return decode_images(paths, max_pixels=max_pixels)
 
     def generate(self, requests, *, max_new_tokens, temperature, batch_seed):
         self.calls.append(list(requests))

@@ -13,7 +13,8 @@ import torch
 
 from evoquality.modeling import load_policy
 from evoquality.training.config import make_config
-from evoquality.training.data import IMAGE_ID_KEY, pairs_from_records
+from evoquality.io.preprocess_cache import image_key
+from evoquality.training.data import pairs_from_records
 from evoquality.training.trainer import FidelityGRPOTrainer
 
 
@@ -32,7 +33,7 @@ class FixedAnswers(FidelityGRPOTrainer):
         start = self.accelerator.process_index * len(prompt_ids)
         out = []
         for k, imgs in enumerate(images):
-            text = answer(imgs[0].info[IMAGE_ID_KEY], (start + k) % num_generations)
+            text = answer(image_key(imgs[0]), (start + k) % num_generations)
             out.append(tok(text, add_special_tokens=False)["input_ids"] + [end])
         return out, None
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from evoquality.io.preprocess_cache import IMAGE_ID_KEY, CachedImageProcessor
 from evoquality.prompts import compare_messages, score_messages
-from evoquality.training.data import IMAGE_ID_KEY, ImageStore, build_dataset, compare_orders, pairs_from_records
-from evoquality.training.preprocess_cache import CachedImageProcessor
+from evoquality.training.data import ImageStore, build_dataset, compare_orders, pairs_from_records
 from evoquality.training.timing import PhaseTimer
 
 
@@ -65,14 +65,32 @@ def test_image_store_decodes_once_and_stamps_ids(tmp_path):
         store.get(str(tmp_path / "missing.png"))
 
 
+def test_an_evicted_image_is_freed_without_the_cyclic_collector(tmp_path):
+    import gc
+    import weakref
+
+    paths = _images(tmp_path, 2)
+    store = ImageStore(capacity=1, loader=lambda r: Image.open(r).convert("RGB"))
+    gone = weakref.ref(store.get(paths[0]))
+    gc.disable()
+    try:
+        store.get(paths[1])  # evicts paths[0]: no reference cycle keeps it alive until a collection
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
 def test_dataset_rows_attach_prompt_and_image(tmp_path):
     a, b = _images(tmp_path, 2)
     pairs = pairs_from_records([{"image_i": a, "image_j": b, "p_star": 1.0}])
-    ds = build_dataset(pairs, ImageStore(4, loader=lambda r: Image.open(r).convert("RGB")))
+    ds = build_dataset(pairs)
     assert len(ds) == 2
     row = ds[1]
-    assert row["image_id"] == b and row["pair"] == -1 and [im.info[IMAGE_ID_KEY] for im in row["images"]] == [b]
+    assert row["image_id"] == b and row["pair"] == -1 and row["images"] == [b]  # the path: nothing decoded yet
     assert row["prompt"] == score_messages()
+    # With a store (vLLM generation), the decoded image stamped with its path.
+    row = build_dataset(pairs, ImageStore(4, loader=lambda r: Image.open(r).convert("RGB")))[1]
+    assert [im.info[IMAGE_ID_KEY] for im in row["images"]] == [b]
 
 
 def test_compare_rows_show_each_pair_once_in_a_coin_flipped_order(tmp_path):
@@ -80,7 +98,7 @@ def test_compare_rows_show_each_pair_once_in_a_coin_flipped_order(tmp_path):
     records = [{"image_i": paths[k], "image_j": paths[k + 1], "p_star": 1.0} for k in range(0, 8, 2)]
     records += [{"image_i": paths[k], "image_j": paths[k + 3], "p_star": 0.0} for k in range(0, 5)]
     pairs = pairs_from_records(records)
-    ds = build_dataset(pairs, ImageStore(16, loader=lambda r: Image.open(r).convert("RGB")), compare=True, seed=3)
+    ds = build_dataset(pairs, compare=True, seed=3)
     assert len(ds) == 8 + 9
     swapped = compare_orders(9, seed=3)
     assert 0 < swapped.sum() < 9  # both orders occur
@@ -89,33 +107,65 @@ def test_compare_rows_show_each_pair_once_in_a_coin_flipped_order(tmp_path):
         i, j = (pairs.images[x] for x in pairs.pairs[k])
         assert (row["image_id"], row["pair"], row["swapped"]) == (f"compare:{k}", k, bool(swapped[k]))
         assert row["prompt"] == compare_messages()
-        shown = [im.info[IMAGE_ID_KEY] for im in row["images"]]
-        assert shown == ([j, i] if swapped[k] else [i, j])
+        assert row["images"] == ([j, i] if swapped[k] else [i, j])
 
 
 def test_cached_processor_equals_uncached_and_preprocesses_each_image_once(tmp_path, tiny_model_dir):
+    from evoquality.io.load import load_image
     from evoquality.processing import load_processor
 
     paths = _images(tmp_path, 3, seed=1)
-    store = ImageStore(4, loader=lambda r: Image.open(r).convert("RGB"))
-    images = [store.get(p) for p in paths]
     plain = load_processor(tiny_model_dir).image_processor
     cached = CachedImageProcessor(load_processor(tiny_model_dir).image_processor)
-    batch = [images[0], images[1], images[0], images[2], images[1]]  # repeats, as TRL sends rollouts
+    # Repeats, as TRL sends rollouts; the cache is keyed by path, the reference gets the decoded images.
+    order = [0, 1, 0, 2, 1]
+    decoded = [load_image(p) for p in paths]
     for kwargs in ({}, {"return_tensors": "pt"}):
-        want, got = plain(batch, **kwargs), cached(batch, **kwargs)
+        want, got = plain([decoded[k] for k in order], **kwargs), cached([paths[k] for k in order], **kwargs)
         assert set(got.keys()) == set(want.keys())
         for key in want:
             assert np.array_equal(np.asarray(got[key]), np.asarray(want[key])), key
         assert type(got["pixel_values"]) is type(want["pixel_values"])
     assert (cached.computed, cached.reused) == (3, 7)
     cached.clear()
-    cached([images[2]])
+    cached([paths[2]])
     assert cached.computed == 4
-    # Images without an id (not from the store) pass straight through.
+    # A decoded image stamped with its path (vLLM's rows) is cached under that path.
+    stamped = load_image(paths[0])
+    stamped.info[IMAGE_ID_KEY] = paths[0]
+    cached([stamped]), cached([paths[0]])
+    assert (cached.computed, cached.reused) == (5, 8)
+    # Images without a path pass straight through.
     fresh = Image.open(paths[0]).convert("RGB")
     assert np.array_equal(np.asarray(cached([fresh])["pixel_values"]), np.asarray(plain([fresh])["pixel_values"]))
     assert cached.merge_size == plain.merge_size  # attributes are forwarded
+
+
+def test_a_step_reads_and_decodes_each_image_once(tmp_path, tiny_model_dir, monkeypatch):
+    """TRL's calls of one step (G rollouts per image in chunks, then the forward batch) read each path once and
+    decode it in one native batch call: no Pillow image anywhere."""
+    from evoquality.io import load, pipeline
+    from evoquality.processing import load_processor
+
+    if not pipeline.native_available():
+        pytest.skip("the native pipeline decodes the paths")
+    paths = _images(tmp_path, 4, seed=2)
+    reads, batches = [], []
+    real_input, real_preprocess = load.image_input, pipeline.preprocess
+    cached = CachedImageProcessor(load_processor(tiny_model_dir).image_processor,
+                                  loader=lambda p: reads.append(p) or real_input(p))
+    monkeypatch.setattr(pipeline, "preprocess", lambda images, **k: batches.append(list(images))
+                        or real_preprocess(images, **k))
+    G = 4
+    rollouts = [[p] for p in paths for _ in range(G)]
+    for step in range(2):
+        cached.clear()
+        for start in range(0, len(rollouts), 3):  # generation in chunks of 3 prompts
+            cached(rollouts[start : start + 3], return_tensors="pt")
+        cached(rollouts, return_tensors="pt")  # the training forward
+    assert reads == paths * 2 and cached.computed == 2 * len(paths)
+    assert all(isinstance(x, bytes) for batch in batches for x in batch)  # encoded bytes, decoded in C++
+    assert sum(len(b) for b in batches) == 2 * len(paths)
 
 
 def test_phase_timer_exclusive_nesting():

@@ -6,11 +6,16 @@ extension, use Pillow. A bad image is a reported skip, never a crash: `load_imag
 reason, the caller drops the image's pairs and counts it in the summary. An image the decoder recovered (a JPEG
 ending early, PNG data cut short: what Pillow and transformers accept) is used, as transformers would, and its
 warning is in `decode_warning(image)` for the summary to count.
+
+`image_input` is the same check without the decode, for callers that hand the image to the processor: it reads the
+file and its header (size, aspect and format limits) and returns the encoded bytes, which the native batch
+preprocess then decodes and resizes in one go (`io.preprocess_cache`); a body that fails to decode is found there.
 """
 
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
@@ -54,24 +59,49 @@ def load_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     return _load_pillow(path, max_pixels)
 
 
-def _load_native(path: str, max_pixels: int) -> Image.Image:
-    from evoquality import io
+def image_input(path: str, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """What the image processor should get for `path`: its encoded bytes once the header passed the limits (formats
+    the native decoder reads, extension built), else the image decoded by Pillow (`load_image`). Raises
+    `ImageRejected` with the reason."""
+    from evoquality.io import native_available
 
+    if native_available() and Path(path).suffix.lower() in _NATIVE_SUFFIXES:
+        with _unreadable_is_rejected():
+            return _read_checked(path, max_pixels)
+    return _load_pillow(path, max_pixels)
+
+
+@contextmanager
+def _unreadable_is_rejected():
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-        # Probe without a limit so an oversized image gets the same message as on the Pillow path.
-        info = io.probe(data, max_image_pixels=2**62)
-        _check_size(int(info["width"]), int(info["height"]), max_pixels)
-        rgb, warning = io.decode(data, max_image_pixels=max_pixels, return_warning=True)
-        image = Image.fromarray(rgb)
-        if warning:
-            image.info[DECODE_WARNING_KEY] = warning
-        return image
+        yield
     except ImageRejected:
         raise
     except (OSError, ValueError) as e:  # io.ImageDecodeError is a ValueError
         raise ImageRejected(f"unreadable: {type(e).__name__}: {e}") from None
+
+
+def _read_checked(path: str, max_pixels: int) -> bytes:
+    """The file's bytes, once the native decoder read its header and the size limits passed."""
+    from evoquality import io
+
+    with open(path, "rb") as f:
+        data = f.read()
+    # Probe without a limit so an oversized image gets the same message as on the Pillow path.
+    info = io.probe(data, max_image_pixels=2**62)
+    _check_size(int(info["width"]), int(info["height"]), max_pixels)
+    return data
+
+
+def _load_native(path: str, max_pixels: int) -> Image.Image:
+    from evoquality import io
+
+    with _unreadable_is_rejected():
+        rgb, warning = io.decode(_read_checked(path, max_pixels), max_image_pixels=max_pixels, return_warning=True)
+    image = Image.fromarray(rgb)
+    if warning:
+        image.info[DECODE_WARNING_KEY] = warning
+    return image
 
 
 def _load_pillow(path: str, max_pixels: int) -> Image.Image:

@@ -6,6 +6,13 @@ samples, so the images of a request are encoded once and the backend decides how
 transformers `generate` with ``num_return_sequences`` (this module), vLLM with ``SamplingParams(n=...)``
 (`vllm_backend`).
 
+Images: before a batch's requests are built, the runner hands the backend the batch's image paths once
+(`prepare_images`). The transformers backend reads and checks each header and preprocesses all of them in one native
+batch call into its processor's cache (`io.preprocess_cache`), and its requests carry the paths: no decoded image
+exists in between. vLLM takes decoded images (its ``multi_modal_data``) and preprocesses them itself, so its backend
+decodes each image once (`decode_images`). Either way an unusable image is a `PreparedImage` with the reason, which
+the runner counts as a skip, and a recovered decoder warning is kept per image for the summary.
+
 Reproducibility: `generate` receives a `batch_seed` and each request carries its own `seed`. The transformers
 backend seeds torch once per batch (so a batch re-run after a crash reproduces its answers exactly on the same
 device); vLLM seeds every request.
@@ -16,13 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
+from evoquality.io.load import ImageRejected, decode_warning, load_image
+
 
 @dataclass(frozen=True)
 class GenRequest:
     """One prompt and how many sampled completions it needs.
 
     messages: chat messages whose image placeholders match `images` in number and order.
-    images: decoded RGB PIL images, shown in this order.
+    images: the images, shown in this order, in the form the backend takes: `PreparedImage.image` (a path the
+        transformers backend has preprocessed, a decoded image for vLLM), or decoded images (`api.compare`).
     n: completions wanted (>= 1). seed: per-request seed (backends that can seed one request use it).
     """
 
@@ -32,8 +42,34 @@ class GenRequest:
     seed: int
 
 
+@dataclass(frozen=True)
+class PreparedImage:
+    """One image of a batch: `image` is what requests carry for it (None when rejected); `warning` the recovered
+    decoder warning ('' when clean); `rejected` why it cannot be used ('' when it can)."""
+
+    image: Any
+    warning: str = ""
+    rejected: str = ""
+
+
+def decode_images(paths: Sequence[str], *, max_pixels: int) -> dict[str, PreparedImage]:
+    """Each image decoded once (`io.load.load_image`): for backends that take decoded images."""
+    out = {}
+    for path in dict.fromkeys(paths):
+        try:
+            image = load_image(path, max_pixels)
+            out[path] = PreparedImage(image, warning=decode_warning(image))
+        except ImageRejected as e:
+            out[path] = PreparedImage(None, rejected=str(e))
+    return out
+
+
 class GenerationBackend(Protocol):
     name: str
+
+    def prepare_images(self, paths: Sequence[str], *, max_pixels: int) -> dict[str, PreparedImage]:
+        """Read and check the images of one batch, each once, for the requests of that batch (see the module)."""
+        ...
 
     def generate(
         self, requests: Sequence[GenRequest], *, max_new_tokens: int, temperature: float, batch_seed: int
@@ -68,10 +104,27 @@ class TransformersBackend:
     name = "transformers"
 
     def __init__(self, policy: Any, *, batch_size: int = 8):
+        from evoquality.io.preprocess_cache import CachedImageProcessor
+
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.policy = policy
         self.batch_size = batch_size
+        processor = policy.processor
+        if not isinstance(processor.image_processor, CachedImageProcessor):
+            processor.image_processor = CachedImageProcessor(processor.image_processor)
+        self.image_cache = processor.image_processor
+
+    def prepare_images(self, paths: Sequence[str], *, max_pixels: int) -> dict[str, PreparedImage]:
+        """Check every header, then preprocess all the batch's images in one call into the processor's cache; the
+        requests carry the paths, which the processor then serves from that cache."""
+        from functools import partial
+
+        from evoquality.io.load import image_input
+
+        self.image_cache.clear()  # the previous batch's images
+        found = self.image_cache.prepare(paths, loader=partial(image_input, max_pixels=max_pixels))
+        return {path: PreparedImage(None if p.rejected else path, p.warning, p.rejected) for path, p in found.items()}
 
     def generate(
         self, requests: Sequence[GenRequest], *, max_new_tokens: int, temperature: float, batch_seed: int

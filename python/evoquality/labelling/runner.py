@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from evoquality.io.load import ImageRejected, decode_warning, load_image
 from evoquality.labelling.backends import GenerationBackend, GenRequest
 from evoquality.labelling.config import LabelConfig
 from evoquality.labelling.dist import Dist
@@ -45,28 +44,29 @@ def default_backend_factory(cfg: LabelConfig, dist: Dist) -> GenerationBackend:
     return TransformersBackend(policy, batch_size=cfg.generation_batch_size)
 
 
-class _ImageCache:
-    """Decoded images of the current batch: each image is decoded once however many pairs show it."""
+class _BatchImages:
+    """The images of the current batch: each read, checked and prepared once by the backend (`prepare_images`)
+    however many pairs show it."""
 
-    def __init__(self, pool: Pool, max_pixels: int):
-        self.pool, self.max_pixels, self._cache = pool, max_pixels, {}
+    def __init__(self, pool: Pool, max_pixels: int, backend: GenerationBackend):
+        self.pool, self.max_pixels, self.backend, self._prepared = pool, max_pixels, backend, {}
+
+    def load(self, indices: Sequence[int]) -> None:
+        paths = [self.pool.paths[idx] for idx in dict.fromkeys(indices)]
+        self._prepared = self.backend.prepare_images(paths, max_pixels=self.max_pixels)
 
     def get(self, idx: int):
-        """(image, None) or (None, reason)."""
-        if idx not in self._cache:
-            try:
-                self._cache[idx] = (load_image(self.pool.paths[idx], self.max_pixels), None)
-            except ImageRejected as e:
-                self._cache[idx] = (None, str(e))
-        return self._cache[idx]
+        """(image as requests carry it, None) or (None, reason)."""
+        prepared = self._prepared[self.pool.paths[idx]]
+        return (None, prepared.rejected) if prepared.rejected else (prepared.image, None)
 
-    def clear(self) -> None:
-        self._cache.clear()
+    def warning(self, idx: int) -> str:
+        return self._prepared[self.pool.paths[idx]].warning
 
 
-def _note_warnings(records: dict, item: int, batch_index: int, plan, images) -> None:
+def _note_warnings(records: dict, item: int, batch_index: int, plan, images: _BatchImages, indices) -> None:
     """Images of this item that decoded with a recovered warning: kept in its record for the summary's count."""
-    warned = {plan.pool.paths[x]: decode_warning(img) for x, img in images if decode_warning(img)}
+    warned = {plan.pool.paths[x]: images.warning(x) for x in indices if images.warning(x)}
     if warned:
         records[item] = {"item": item, "batch": batch_index, "image_warnings": warned}
 
@@ -79,6 +79,7 @@ def _compare_batch(cfg, plan, batch_ids, images, backend, batch_index) -> list[d
     requests: list[GenRequest] = []
     slots: list[tuple[int, bool]] = []
     orders = {}
+    images.load([x for pid in batch_ids for x in plan.pairs[pid]])
     for pid in batch_ids:
         i, j = plan.pairs[pid]
         (img_i, bad_i), (img_j, bad_j) = images.get(i), images.get(j)
@@ -86,7 +87,7 @@ def _compare_batch(cfg, plan, batch_ids, images, backend, batch_index) -> list[d
             bad = {plan.pool.paths[x]: why for x, why in ((i, bad_i), (j, bad_j)) if why}
             records[pid] = {"item": pid, "batch": batch_index, "dropped": "bad image", "bad_images": bad}
             continue
-        _note_warnings(records, pid, batch_index, plan, ((i, img_i), (j, img_j)))
+        _note_warnings(records, pid, batch_index, plan, images, (i, j))
         orders[pid] = vote_orders(cfg.seed, pid, cfg.votes, cfg.order)
         for flag, req in pair_requests(messages, img_i, img_j, orders[pid], cfg.seed, pid):
             requests.append(req)
@@ -111,13 +112,14 @@ def _score_batch(cfg, plan, batch_ids, images, backend, batch_index) -> list[dic
     messages = score_messages()
     records: dict[int, dict] = {}
     requests, slots = [], []
+    images.load(batch_ids)
     for idx in batch_ids:
         img, bad = images.get(idx)
         if bad:
             records[idx] = {"item": idx, "batch": batch_index, "dropped": "bad image",
                             "bad_images": {plan.pool.paths[idx]: bad}}
             continue
-        _note_warnings(records, idx, batch_index, plan, ((idx, img),))
+        _note_warnings(records, idx, batch_index, plan, images, (idx,))
         requests.append(GenRequest(messages, (img,), cfg.votes, derive_seed(cfg.seed, idx, 3)))
         slots.append(idx)
     texts = _generate(cfg, backend, requests, batch_index)
@@ -223,13 +225,12 @@ def run_labelling(
     started = time.perf_counter()
     if mine:
         run_batch = _compare_batch if cfg.mode == "compare" else _score_batch
-        images = _ImageCache(pool, cfg.max_image_pixels)
+        images = _BatchImages(pool, cfg.max_image_pixels, backend)
         total_votes = sum(len(batches[b]) for b in mine) * cfg.votes
         bar = _progress(cfg.progress and dist.is_main, total_votes, f"label[{cfg.mode}]")
         with ShardWriter(rd.shard(dist.rank)) as writer:
             for b in mine:
                 recs = run_batch(cfg, plan, batches[b], images, backend, b)
-                images.clear()
                 # The whole batch was re-generated (its RNG stream must be identical); only new items are written.
                 new = [r for r in recs if r["item"] not in done]
                 writer.append(new)

@@ -19,7 +19,7 @@ import os
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from evoquality.config_fields import parse_key_value
-from evoquality.labelling.backends import GenRequest, check_outputs
+from evoquality.labelling.backends import GenRequest, PreparedImage, check_outputs, decode_images
 
 
 def build_vllm_inputs(requests: Sequence[GenRequest], render: Callable[[list], str]) -> list[dict]:
@@ -186,6 +186,12 @@ class VLLMBackend:
         """The backend a `LabelConfig` asks for."""
         return cls(cfg.model, dtype=cfg.dtype, gpu_memory_utilization=cfg.gpu_memory_utilization,
                    tensor_parallel_size=cfg.tensor_parallel_size, seed=cfg.seed, engine_args=cfg.vllm_engine_args)
+
+    def prepare_images(self, paths: Sequence[str], *, max_pixels: int) -> dict[str, PreparedImage]:
+        """Each image decoded once: vLLM's `multi_modal_data` takes decoded images (PIL or arrays, not paths or
+        bytes) and runs its own image processor on them, so this backend cannot hand the batch to the native
+        preprocess."""
+        return decode_images(paths, max_pixels=max_pixels)
 
     def _render(self, messages: list) -> str:
         return self._processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)

@@ -2,9 +2,11 @@
 
 One dataset row per unique image (the scoring prompt; the sampler repeats it G times) and, with `compare`, one row
 per labelled pair after them (the comparison prompt, the pair shown in an order fixed per pair by a seeded coin).
-Rows carry ids only; decoded images are attached on access by `ImageStore`, which decodes each image once while it
-is in use (an LRU keyed by id) and stamps the id into the image so the preprocessing cache downstream can recognise
-it (`preprocess_cache.py`).
+Rows carry image paths: TRL 1.16 passes a row's `images` through untouched to the processor (inside the prompt's
+content blocks, which it deep-copies: a path costs nothing to copy), and the processor's cache
+(`io.preprocess_cache`) decodes and preprocesses each path once per step. Only vLLM generation needs decoded images
+in the rows (TRL hands them to vLLM as they are); then `ImageStore` attaches them, decoding each image once while it
+is in use (an LRU keyed by path), stamped with its path so that same cache recognises it.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional, Union
 
 import numpy as np
+from PIL import Image
 
+from evoquality.io.preprocess_cache import IMAGE_ID_KEY
 from evoquality.prompts import compare_messages, score_messages
-
-IMAGE_ID_KEY = "evoquality_image_id"  # key in PIL's `Image.info` that names the image for the caches
 
 
 def load_image(ref: str):
-    """Decode one image for stage 2: the single seam to the image pipeline (stage 1's loader, same checks)."""
+    """Decode one image for vLLM's stage 2: the single seam to the image pipeline (stage 1's loader, same checks)."""
     from evoquality.io.load import load_image as _load
 
     return _load(ref)
@@ -147,8 +149,18 @@ def read_label_records(path: Union[str, Path]) -> list[dict]:
     return list(read_labels(path))
 
 
+class _SharedImage(Image.Image):
+    """A decoded image of the store, which deep copies share instead of copying its pixels: TRL deep-copies the
+    prompts, images included, in every generation batch (`GRPOTrainer._generate`), and the store never mutates an
+    image. Defined on a class, so an image does not reference itself and is freed as soon as the store drops it."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
 class ImageStore:
-    """Decoded images by id, least-recently-used first out; every decode is timed and counted.
+    """Decoded images by path, least-recently-used first out (vLLM generation only); every decode is timed and
+    counted.
 
     `capacity` must cover one generation batch of unique images (else an image would be decoded twice per step).
     """
@@ -175,9 +187,7 @@ class ImageStore:
         self.decode_seconds += time.perf_counter() - start
         self.decodes += 1
         image.info[IMAGE_ID_KEY] = ref
-        # TRL deep-copies the prompts (images included) once per rollout; the decoded image is never mutated, so
-        # a deep copy may return the same object (copy.deepcopy looks `__deepcopy__` up on the instance).
-        image.__deepcopy__ = lambda memo, _image=image: _image
+        image.__class__ = _SharedImage
         self._cache[ref] = image
         if len(self._cache) > self.capacity:
             self._cache.popitem(last=False)
@@ -198,12 +208,12 @@ def compare_orders(n_pairs: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 0xC0A7]).random(n_pairs) < 0.5
 
 
-def build_dataset(pairs: LabelledPairs, store: ImageStore, *, compare: bool = False, seed: int = 0):
+def build_dataset(pairs: LabelledPairs, store: Optional[ImageStore] = None, *, compare: bool = False, seed: int = 0):
     """A `datasets.Dataset` TRL iterates: rows {"image_id", "pair", "swapped", "prompt", "images"}.
 
     Rows 0..N-1: the scoring prompt of each image (pair = -1). With `compare`, rows N..N+M-1: the comparison prompt
-    of pair k (pair = k; swapped: shown as (image_j, image_i)). Images are attached lazily by `store` (TRL requires
-    a `datasets.Dataset`; `with_transform` keeps it one).
+    of pair k (pair = k; swapped: shown as (image_j, image_i)). Images are the paths, or with a `store` its decoded
+    images (for vLLM), attached lazily (TRL requires a `datasets.Dataset`; `with_transform` keeps it one).
     """
     from datasets import Dataset
 
@@ -211,16 +221,18 @@ def build_dataset(pairs: LabelledPairs, store: ImageStore, *, compare: bool = Fa
     swapped = compare_orders(m, seed).tolist()
     score_prompt, compare_prompt = score_messages(), compare_messages()
 
+    image = (lambda ref: ref) if store is None else store.get
+
     def attach(batch: dict) -> dict:
         prompts, images = [], []
         for ref, k, swap in zip(batch["image_id"], batch["pair"], batch["swapped"]):
             if k < 0:
                 prompts.append(score_prompt)
-                images.append([store.get(ref)])
+                images.append([image(ref)])
             else:
                 i, j = (pairs.images[x] for x in pairs.pairs[k])
                 prompts.append(compare_prompt)
-                images.append([store.get(j), store.get(i)] if swap else [store.get(i), store.get(j)])
+                images.append([image(j), image(i)] if swap else [image(i), image(j)])
         return {**batch, "prompt": prompts, "images": images}
 
     columns = {

@@ -37,13 +37,13 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl import GRPOTrainer
 from trl.trainer.grpo_trainer import gather_object
 
+from evoquality.io.preprocess_cache import CachedImageProcessor
 from evoquality.ops.fidelity import fidelity_advantages
 from evoquality.ops.group_advantage import group_advantages
 from evoquality.ops.partners import Partners
 from evoquality.prompts import parse_choice, parse_score
 from evoquality.training.config import TrainConfig
 from evoquality.training.data import ImageStore, LabelledPairs, build_dataset
-from evoquality.training.preprocess_cache import CachedImageProcessor
 from evoquality.training.sampler import PairAwareSampler
 from evoquality.training.timing import PhaseTimer
 
@@ -173,8 +173,9 @@ class FidelityGRPOTrainer(GRPOTrainer):
         config: our `TrainConfig`; args: the matching `GRPOConfig` (`config.to_grpo_config(...)`).
         processing_class: the checkpoint's processor (`evoquality.processing.load_processor`).
         ref_model_path: checkpoint of the frozen reference (beta > 0); default = the policy's own checkpoint.
-        cache_preprocessing: preprocess each unique image once per generation batch (see `preprocess_cache`).
-        image_loader: replaces the image pipeline's loader (tests).
+        cache_preprocessing: preprocess each unique image once per generation batch (`io.preprocess_cache`); the
+            dataset rows then carry image paths (`data.build_dataset`), except under vLLM, which needs decoded images.
+        image_loader: replaces the image pipeline's loader (tests): path -> an image the processor takes.
         weights_loaded_from: the checkpoint `model` was loaded from when resuming (its weights are not reloaded).
     """
 
@@ -200,9 +201,12 @@ class FidelityGRPOTrainer(GRPOTrainer):
         self.config = config
         self.weights_loaded_from = None if weights_loaded_from is None else Path(weights_loaded_from).resolve()
         self.timer = PhaseTimer()
-        store_kwargs = {} if image_loader is None else {"loader": image_loader}
-        # Two generation batches of unique images: the data loader may prefetch the next batch.
-        self.image_store = ImageStore(capacity=2 * config.images_per_step, **store_kwargs)
+        loader = {} if image_loader is None else {"loader": image_loader}
+        self.image_store = None
+        if args.use_vllm or not cache_preprocessing:
+            # Rows carry decoded images: TRL hands them to vLLM as they are (or to a processor without the cache).
+            # Two generation batches of unique images: the data loader may prefetch the next batch.
+            self.image_store = ImageStore(capacity=2 * config.images_per_step, **loader)
         self.last_step: Optional[StepRecord] = None
         self.pair_sampler: Optional[PairAwareSampler] = None
         # TRL pads prompts on the left and relies on the processor doing the same for the per-token multimodal
@@ -210,7 +214,7 @@ class FidelityGRPOTrainer(GRPOTrainer):
         processing_class.tokenizer.padding_side = "left"
         self._cached_processor = None
         if cache_preprocessing:
-            self._cached_processor = CachedImageProcessor(processing_class.image_processor, timer=self.timer)
+            self._cached_processor = CachedImageProcessor(processing_class.image_processor, timer=self.timer, **loader)
             processing_class.image_processor = self._cached_processor
 
         dataset = build_dataset(pairs, self.image_store, compare=config.train_compare, seed=config.seed)
@@ -293,7 +297,8 @@ class FidelityGRPOTrainer(GRPOTrainer):
             return super().training_step(model, inputs, num_items_in_batch)
 
     def _publish_timings(self) -> None:
-        self.timer.add("preprocess", self.image_store.take_seconds())
+        if self.image_store is not None:  # decodes in the data loader; path rows are decoded in `preprocess` itself
+            self.timer.add("preprocess", self.image_store.take_seconds())
         for name, value in self.timer.take().items():
             self._metrics["train"][f"time/{name}"].append(value)
 
