@@ -84,6 +84,9 @@ BENCHES = (
         "--threads", "1", "--rounds", "5", "--cases", "jpeg-1024x768-1M", "jpeg-3000x2000-200k"] if quick else []),
     Bench("normalize_patchify", "image", "bench_normalize_patchify",
           lambda quick: ["--repeats", "5"] if quick else []),
+    # Without --before its "before" rows are skipped rows: that side needs a checkout of the old code.
+    Bench("image_path", "image", "bench_image_path",
+          lambda quick: ["--cases", "toy", "--rounds", "1", "--reps", "2"] if quick else []),
     Bench("labelling", "labelling", "bench_labelling", _labelling, uses_cuda=True),
     Bench("train_step", "train", "bench_train_step", lambda quick: [
         "--config", "tiny", "--images", "4", "--rollouts", "4", "--max-new-tokens", "16", "--image-size", "56",

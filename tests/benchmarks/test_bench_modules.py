@@ -25,6 +25,8 @@ TINY = {
     "bench_win_matrix": ["--images", "20", "--samples", "4", "--pairs", "10", "--reps", "3"],
     "bench_image_pipeline": ["--threads", "1", "--rounds", "1", "--cases", "jpeg-1024x768-200k"],
     "bench_normalize_patchify": ["--repeats", "1"],
+    "bench_image_path": ["--cases", "toy", "--images", "2", "--pairs", "1", "--rollouts", "2", "--rounds", "1",
+                         "--reps", "1"],
     "bench_labelling": ["--pairs", "1", "--votes", "2", "--max-new-tokens", "2", "--image-side", "56", "--repeats",
                         "1", "--threads", "1"],
     "bench_train_step": ["--config", "tiny", "--images", "2", "--rollouts", "2", "--max-new-tokens", "4",
@@ -91,6 +93,7 @@ NEEDS_NATIVE = pytest.mark.skipif(not native_available(), reason="times the nati
 
 @pytest.mark.parametrize("name", [pytest.param("bench_image_pipeline", marks=NEEDS_NATIVE),
                                   pytest.param("bench_normalize_patchify", marks=NEEDS_NATIVE),
+                                  pytest.param("bench_image_path", marks=NEEDS_NATIVE),
                                   "bench_labelling", "bench_train_step"])
 def test_model_and_image_modules_return_rows(name, tmp_path):
     module = importlib.import_module(name)
