@@ -1,4 +1,5 @@
-"""The toy world of the embedded default: disjoint photo sets, a pool that says nothing about quality, a truth the
+"""The toy world of the embedded default: pool and held-out crops from opposite halves of photos the warm-up never
+saw, a pool that says nothing about quality, a truth the
 evolution never opens, the report's label metrics checked by hand, and its figure."""
 
 import dataclasses
@@ -7,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from evoquality.toy import datasets, report, world
@@ -16,14 +18,36 @@ _AUDIT = {"hook": None}
 sys.addaudithook(lambda event, args: _AUDIT["hook"] and _AUDIT["hook"](event, args))
 
 
-def test_photo_sets_are_disjoint_and_variants_deterministic():
-    sets = [set(world.WARMUP_PHOTOS), set(world.POOL_PHOTOS), set(world.HELDOUT_PHOTOS)]
-    assert all(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1:])
-    a, b = world.variants(world.POOL_PHOTOS[:1], 1, seed=3), world.variants(world.POOL_PHOTOS[:1], 1, seed=3)
+def test_warmup_photos_are_not_evolution_photos_and_variants_deterministic():
+    assert not set(world.WARMUP_PHOTOS) & set(world.EVOLUTION_PHOTOS)
+    photos = world.EVOLUTION_PHOTOS[:1]
+    a, b = world.variants(photos, 1, seed=3), world.variants(photos, 1, seed=3)
     assert [(v.content, v.dist_type, v.level) for v in a] == [(v.content, v.dist_type, v.level) for v in b]
     assert all(x.image.tobytes() == y.image.tobytes() for x, y in zip(a, b))
     assert {v.image.size for v in a} == {(world.CROP, world.CROP)}
     assert world.quality(1) > world.quality(5)
+
+
+@pytest.mark.parametrize("name", world.EVOLUTION_PHOTOS)
+def test_pool_and_heldout_crops_share_no_pixel(name):
+    """Each pool crop lies in one half of its photo and each held-out crop in the other: no held-out pixel was ever
+    in the pool. Checked on the photo itself: every crop is found at a position inside its own half only."""
+    arr = world.photo(name)
+    h, w = arr.shape[:2]
+    wide = w >= h
+    split = (w if wide else h) // 2
+    for which in (world.POOL_HALF, world.HELDOUT_HALF):
+        part = world.half(arr, which)
+        assert part.shape[1 if wide else 0] in (split, (w if wide else h) - split)
+        for _, crop in world.crops([name], 6, seed=7, which_half=which):
+            # where the crop sits in the photo: an exact match of its pixels
+            hits = [(y, x) for y in range(h - world.CROP + 1) for x in range(w - world.CROP + 1)
+                    if arr[y, x, 0] == crop[0, 0, 0] and np.array_equal(arr[y:y + world.CROP, x:x + world.CROP], crop)]
+            assert hits
+            for y, x in hits:
+                lo, hi = (x, x + world.CROP) if wide else (y, y + world.CROP)
+                assert (hi <= split) if which == 0 else (lo >= split)
+    assert world.POOL_HALF != world.HELDOUT_HALF
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +59,9 @@ def run_dir(tmp_path_factory):
 
 def test_pool_manifest_holds_images_and_series_only(run_dir):
     lines = [json.loads(x) for x in (run_dir / "default_pool" / "pool.jsonl").read_text().splitlines()]
-    assert len(lines) == len(world.POOL_PHOTOS) * datasets.POOL_CROPS_PER_PHOTO * len(world.TYPES) * 5
+    assert len(lines) == len(world.EVOLUTION_PHOTOS) * datasets.POOL_CROPS_PER_PHOTO * len(world.TYPES) * 5
     assert all(set(row) == {"image", "group"} for row in lines)
-    words = ("blur", "noise", "level", "gaussian", "white", *world.POOL_PHOTOS)
+    words = ("blur", "noise", "level", "gaussian", "white", *world.EVOLUTION_PHOTOS)
     assert not any(w in row["image"] or w in row["group"] for row in lines for w in words)
     # Nothing but images and the manifest in the pool folder: the truth lives elsewhere.
     files = {p.name for p in (run_dir / "default_pool").iterdir()}
@@ -198,7 +222,7 @@ def test_heldout_benchmark_written_under_a_relative_run_dir_resolves(tmp_path, m
 
     monkeypatch.chdir(tmp_path)
     manifest = read_manifest(datasets.write_heldout("run"))
-    assert len(manifest) == len(world.HELDOUT_PHOTOS) * datasets.HELDOUT_CROPS_PER_PHOTO * len(world.TYPES) * 5
+    assert len(manifest) == len(world.EVOLUTION_PHOTOS) * datasets.HELDOUT_CROPS_PER_PHOTO * len(world.TYPES) * 5
     assert all(Path(manifest.image_path(r)).is_file() for r in manifest.records)
     Path(manifest.image_path(manifest.records[0])).unlink()
     with pytest.raises(RuntimeError, match="1 of 600 images could not be read"):

@@ -28,8 +28,8 @@ TRUTH_FILE = "truth.jsonl"
 HELDOUT_DIR = "heldout"
 COMPLETE = "COMPLETE"
 
-POOL_CROPS_PER_PHOTO = 8      # 3 photos x 8 crops x 2 types x 5 levels = 240 pool images in 48 series
-HELDOUT_CROPS_PER_PHOTO = 20  # 3 photos x 20 crops x 2 types x 5 levels = 600 held-out images in 120 series
+POOL_CROPS_PER_PHOTO = 4      # 6 photos x 4 crops x 2 types x 5 levels = 240 pool images in 48 series
+HELDOUT_CROPS_PER_PHOTO = 10  # 6 photos x 10 crops x 2 types x 5 levels = 600 held-out images in 120 series
 POOL_SEED, HELDOUT_SEED = 101, 202
 
 
@@ -58,7 +58,8 @@ def write_pool(run_dir) -> Path:
     (pool / "images").mkdir(parents=True, exist_ok=True)
     report.mkdir(parents=True, exist_ok=True)
     lines, truth = [], []
-    for item in world.variants(world.POOL_PHOTOS, POOL_CROPS_PER_PHOTO, POOL_SEED):
+    for item in world.variants(world.EVOLUTION_PHOTOS, POOL_CROPS_PER_PHOTO, POOL_SEED,
+                                 which_half=world.POOL_HALF):
         data = _png_bytes(item.image)
         name = f"images/{hashlib.sha256(data).hexdigest()[:16]}.png"
         (pool / name).write_bytes(data)
@@ -72,7 +73,7 @@ def write_pool(run_dir) -> Path:
 
 
 def write_heldout(run_dir) -> Path:
-    """Write the held-out benchmark once (other photos than the warm-up and the pool); return its manifest path."""
+    """Write the held-out benchmark once (the other half of the pool's photos); return its manifest path."""
     from evoquality.data.manifest import Header, Manifest, Record
 
     folder = (Path(run_dir) / REPORT_DIR / HELDOUT_DIR).resolve()  # the manifest's root must not depend on the cwd
@@ -81,13 +82,15 @@ def write_heldout(run_dir) -> Path:
         return path
     (folder / "images").mkdir(parents=True, exist_ok=True)
     records = []
-    for item in world.variants(world.HELDOUT_PHOTOS, HELDOUT_CROPS_PER_PHOTO, HELDOUT_SEED):
+    for item in world.variants(world.EVOLUTION_PHOTOS, HELDOUT_CROPS_PER_PHOTO, HELDOUT_SEED,
+                                 which_half=world.HELDOUT_HALF):
         name = f"images/{item.content.replace('#', '_')}__{item.dist_type}__{item.level}.png"
         item.image.save(folder / name)
         records.append(Record(image=name, ref=item.content, dist_type=item.dist_type, level=item.level,
                               group=item.content))
     header = Header(name="toy-heldout", higher_better=True, mos_range=None, n=len(records), root=str(folder),
-                    subset=f"photos {', '.join(world.HELDOUT_PHOTOS)}; {HELDOUT_CROPS_PER_PHOTO} crops each; "
+                    subset=f"photos {', '.join(world.EVOLUTION_PHOTOS)} (the half the pool does not use); "
+                           f"{HELDOUT_CROPS_PER_PHOTO} crops each; "
                            f"types {', '.join(world.TYPES)}")
     Manifest(header, records).write_jsonl(path)
     (folder / COMPLETE).write_text("")
