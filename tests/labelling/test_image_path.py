@@ -102,3 +102,34 @@ def test_requests_carry_paths_and_equal_the_decoded_images_inputs(tiny_model_dir
     for key in want:
         assert torch.equal(got[key], want[key]), key
     assert len(seen) == 1 and len(seen[0]) == 3  # one native call for the three images, none at build time
+
+
+def test_the_pillow_fallback_takes_the_same_path_and_gives_the_same_votes(tiny_model_dir, pool, tmp_path,
+                                                                            monkeypatch):
+    """An install without the extension: Pillow decodes (io.load) and transformers' Pillow processor preprocesses,
+    through the same cache keyed by path; the votes are the native path's, bit for bit."""
+    import evoquality.io
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from evoquality.modeling import load_policy
+
+    for name in ("corrupt.png", "warned.png"):  # Pillow checks no IDAT CRC and warns of nothing: not comparable
+        (pool / name).unlink()
+
+    def votes(out, pillow: bool):
+        policy = load_policy(tiny_model_dir, device="cpu", dtype="float32", attn_implementation="sdpa")
+        if pillow:
+            policy.processor.image_processor = Qwen2VLImageProcessorPil.from_pretrained(tiny_model_dir)
+        cfg = LabelConfig(model=str(tiny_model_dir), images=str(pool), out=str(out), pairs=10, votes=2,
+                          batch_items=5, max_new_tokens=6, save_answers=True, progress=False)
+        summary = run_labelling(cfg, backend_factory=lambda c, d: TransformersBackend(policy, batch_size=4),
+                                dist=Dist())
+        return summary, (out / "votes" / "rank-00000.jsonl").read_text()
+
+    native_summary, native_votes = votes(tmp_path / "native", pillow=False)
+    with monkeypatch.context() as m:
+        m.setattr(evoquality.io, "native_available", lambda: False)
+        pillow_summary, pillow_votes = votes(tmp_path / "pillow", pillow=True)
+    assert pillow_votes == native_votes and "texts" in native_votes
+    assert pillow_summary["bad_images"] == native_summary["bad_images"] == {
+        str(pool / "thin.png"): "aspect ratio 402x2 exceeds 200:1 (the Qwen2-VL processor rejects it)"}
