@@ -45,10 +45,15 @@ def test_bytes_and_paths(tmp_path):
         np.testing.assert_array_equal(got["pixel_values"], want["pixel_values"])
 
 
-def test_non_bicubic_falls_back_to_parent_exactly(monkeypatch):
+def test_non_bicubic_falls_back_to_parent_exactly(monkeypatch, tmp_path):
     monkeypatch.setattr(pipeline, "preprocess", lambda *a, **k: pytest.fail("native path used for BILINEAR"))
     want = Qwen2VLImageProcessorPil(resample=2)(_images()[:2])
     got = NativeQwen2VLImageProcessor(resample=2)(_images()[:2])
+    np.testing.assert_array_equal(got["pixel_values"], want["pixel_values"])
+    # Paths and bytes are decoded natively first, then go to the parent.
+    (tmp_path / "a.png").write_bytes(encoded_rgb(41, 66, "PNG"))
+    want = Qwen2VLImageProcessorPil(resample=2)([Image.open(tmp_path / "a.png")] * 2)
+    got = NativeQwen2VLImageProcessor(resample=2)([str(tmp_path / "a.png"), (tmp_path / "a.png").read_bytes()])
     np.testing.assert_array_equal(got["pixel_values"], want["pixel_values"])
 
 
@@ -95,6 +100,36 @@ def test_inside_project_processor_with_tiny_model(tiny_model_dir):
     assert torch.equal(a["input_ids"], b["input_ids"])
     assert torch.equal(a["pixel_values"], b["pixel_values"])
     assert torch.equal(a["image_grid_thw"], b["image_grid_thw"])
+
+
+def test_full_processor_takes_paths_and_bytes_without_pillow(tiny_model_dir, tmp_path, monkeypatch):
+    """Inside the processor (a call, and the chat template with the image in its content as TRL builds it) paths and
+    bytes reach the native decoder: transformers' fetch would open them with Pillow first."""
+    import PIL.Image
+
+    from evoquality.processing import load_processor
+    from evoquality.prompts import compare_messages
+
+    (tmp_path / "a.jpg").write_bytes(encoded_rgb(90, 70, "JPEG"))
+    (tmp_path / "b.png").write_bytes(encoded_rgb(33, 120, "PNG", seed=3))
+    processor = load_processor(tiny_model_dir)
+    text = processor.apply_chat_template(compare_messages(), add_generation_prompt=True, tokenize=False)
+    want = processor(text=[text], images=[Image.open(tmp_path / "a.jpg"), Image.open(tmp_path / "b.png")],
+                     return_tensors="pt")
+    monkeypatch.setattr(PIL.Image, "open", lambda *a, **k: pytest.fail("a path was opened with Pillow"))
+    forms = ([str(tmp_path / "a.jpg"), str(tmp_path / "b.png")],
+             [(tmp_path / "a.jpg").read_bytes(), (tmp_path / "b.png").read_bytes()],
+             [[str(tmp_path / "a.jpg"), (tmp_path / "b.png").read_bytes()]])
+    for images in forms:
+        got = processor(text=[text], images=images, return_tensors="pt")
+        assert all(torch.equal(got[k], want[k]) for k in want)
+    content = [{"type": "image", "image": str(tmp_path / "a.jpg")}, {"type": "image", "image": str(tmp_path / "b.png")},
+               *compare_messages()[0]["content"][-1:]]
+    got = processor.apply_chat_template([[{"role": "user", "content": content}]], add_generation_prompt=True,
+                                        tokenize=True, return_dict=True, return_tensors="pt")
+    assert torch.equal(got["pixel_values"], want["pixel_values"])
+    with pytest.raises(ValueError, match=r"Found total 2 .* tokens and 1 images"):
+        processor(text=[text], images=[str(tmp_path / "a.jpg")])
 
 
 @pytest.mark.parametrize("kw", [dict(do_resize=False), dict(do_normalize=False), dict(do_rescale=False),
