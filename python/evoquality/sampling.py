@@ -14,7 +14,8 @@ from typing import Iterable, Optional, Sequence
 
 from evoquality.modeling import Policy
 
-# A request is (chat messages with image placeholders, the images in placeholder order).
+# A request is (chat messages with image placeholders, the images in placeholder order): decoded images, or paths
+# that `image_cache(policy).prepare` has read, checked and preprocessed.
 Request = tuple[list[dict], Sequence]
 
 
@@ -24,6 +25,18 @@ class Completions:
 
     texts: list[str]
     token_ids: list[list[int]]
+
+
+def image_cache(policy: Policy):
+    """The policy processor's image processor, wrapped once in the cache keyed by path (`io.preprocess_cache`): a
+    batch's image paths go through its `prepare` (headers checked, one native batch call), and requests carrying
+    those paths are then served from it, with no decoded image in between."""
+    from evoquality.io.preprocess_cache import CachedImageProcessor
+
+    processor = policy.processor
+    if not isinstance(processor.image_processor, CachedImageProcessor):
+        processor.image_processor = CachedImageProcessor(processor.image_processor)
+    return processor.image_processor
 
 
 def _batches(items: Sequence, size: int) -> Iterable[Sequence]:

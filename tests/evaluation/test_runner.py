@@ -3,10 +3,12 @@ on the tiny random model (its scores are meaningless: assertions are on structur
 
 import json
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from evoquality import api
 from evoquality.cli import main
@@ -26,9 +28,10 @@ def one_thread():
 
 
 class _Policy:
-    """Stands in for a loaded Policy where only the scripted `sample_completions` looks at it."""
+    """Stands in for a loaded Policy where only the scripted `sample_completions` and the image checks look at it."""
 
-    model = processor = object()
+    model = object()
+    processor = SimpleNamespace(image_processor=Qwen2VLImageProcessorPil())
     path = "scripted"
 
 

@@ -3,7 +3,9 @@
 - `ReferenceScorer`: the download-free yardsticks (`psnr`, `ssim` need the pristine reference; `piqe` does not).
 - `ModelScorer`: a Qwen-VL policy asked the scoring prompt (docs/method.md): a greedy answer and the mean of N sampled
   answers per image, both parsed with `prompts.parse_score`. An answer that does not parse is NaN and counted,
-  never replaced by a guess; an image that cannot be read is NaN and counted.
+  never replaced by a guess; an image that cannot be read is NaN and counted. Image files take stage 1's path: each
+  batch's headers are checked and the images preprocessed in one native call, and the prompts carry the paths
+  (`sampling.image_cache`); images given decoded (PIL images, arrays) go to the processor as PIL images.
 
 Every scorer returns `ScoreResult`: scores of shape (N,) aligned with the input, NaN where there is none.
 """
@@ -77,6 +79,17 @@ def _load_rgb(image, warned: Optional[list] = None) -> np.ndarray:
     if warned is not None and decode_warning(loaded):
         warned.append(str(image))
     return np.asarray(loaded)
+
+
+def _prepared_path(path: str, prepared: dict, warned: list) -> str:
+    """`path` as a prompt carries it once `CachedImageProcessor.prepare` has read it; raises `ImageRejected`."""
+    from evoquality.io.load import ImageRejected
+
+    if prepared[path].rejected:
+        raise ImageRejected(prepared[path].rejected)
+    if prepared[path].warning:
+        warned.append(path)
+    return path
 
 
 def load_pil(image, warned: Optional[list] = None):
@@ -178,7 +191,7 @@ class ModelScorer:
     def score(self, images: Sequence, refs=None, progress: bool = False) -> ScoreResult:
         from evoquality import prompts
         from evoquality.io.load import ImageRejected
-        from evoquality.sampling import sample_completions
+        from evoquality.sampling import image_cache, sample_completions
 
         n = len(images)
         greedy, sampled = np.full(n, np.nan), np.full(n, np.nan)
@@ -188,10 +201,18 @@ class ModelScorer:
         messages = prompts.score_messages()
         batches = [range(s, min(s + self.batch_size, n)) for s in range(0, n, self.batch_size)]
         for b, idx in enumerate(_progress(batches, progress, "scoring batches")):
+            files = [str(images[i]) for i in idx if isinstance(images[i], (str, Path))]
+            if files:
+                cache = image_cache(self.policy)
+                cache.clear()  # the previous batch's images
+                prepared = cache.prepare(files)
             loaded = []
             for i in idx:
                 try:
-                    loaded.append((i, load_pil(images[i], warned)))
+                    if isinstance(images[i], (str, Path)):
+                        loaded.append((i, _prepared_path(str(images[i]), prepared, warned)))
+                    else:
+                        loaded.append((i, load_pil(images[i])))
                 except ImageRejected as exc:
                     failures[f"image rejected: {str(exc).split(':')[0]}"] += 1
             if not loaded:

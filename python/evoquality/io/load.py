@@ -1,4 +1,4 @@
-"""Loading one image file for the model: the one loader of labelling, training and evaluation.
+"""Reading image files for the model: the one loader of labelling, training and evaluation.
 
 JPEG/PNG/WebP go through `evoquality.io` (the native decoder: header-first size limits, hostile input fails
 cleanly, pixels identical to Pillow's) when the extension is built; other formats, or an install without the

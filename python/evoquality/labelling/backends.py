@@ -104,16 +104,13 @@ class TransformersBackend:
     name = "transformers"
 
     def __init__(self, policy: Any, *, batch_size: int = 8):
-        from evoquality.io.preprocess_cache import CachedImageProcessor
+        from evoquality.sampling import image_cache
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.policy = policy
         self.batch_size = batch_size
-        processor = policy.processor
-        if not isinstance(processor.image_processor, CachedImageProcessor):
-            processor.image_processor = CachedImageProcessor(processor.image_processor)
-        self.image_cache = processor.image_processor
+        self.image_cache = image_cache(policy)
 
     def prepare_images(self, paths: Sequence[str], *, max_pixels: int) -> dict[str, PreparedImage]:
         """Check every header, then preprocess all the batch's images in one call into the processor's cache; the
