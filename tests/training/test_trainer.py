@@ -33,7 +33,7 @@ class SpyTrainer(FidelityGRPOTrainer):
         return loss
 
 
-def _trainer(model_dir, records, out, **overrides):
+def _trainer(model_dir, records, out, *, cache_preprocessing=True, **overrides):
     from evoquality.modeling import load_policy
 
     settings = dict(num_generations=4, images_per_step=4, per_device_train_batch_size=8, max_completion_length=10,
@@ -43,7 +43,8 @@ def _trainer(model_dir, records, out, **overrides):
     config = make_config(None, settings)
     policy = load_policy(model_dir, device="cpu", dtype="float32", attn_implementation="sdpa")
     return SpyTrainer(policy.model, pairs=pairs_from_records(records), config=config,
-                      args=config.to_grpo_config(out), processing_class=policy.processor)
+                      args=config.to_grpo_config(out), processing_class=policy.processor,
+                      cache_preprocessing=cache_preprocessing)
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +176,27 @@ def test_step_metrics_and_time_breakdown_logged(two_steps):
         open(trainer.args.output_dir + "/metrics.jsonl").read().splitlines()) >= 2
     # Each unique image was preprocessed once per generation batch, however many rollouts and forwards used it.
     assert trainer._cached_processor.computed == 2 * 4
+
+
+def test_decoded_rows_train_exactly_as_path_rows(scoring_model_dir, tmp_path):
+    """Rows carry paths (the default) or, as vLLM needs, decoded images from the store (here: the cache off): TRL
+    sees the same pixels either way, so one step gives the same completions and loss."""
+    from conftest import write_images
+
+    from evoquality.io.preprocess_cache import IMAGE_ID_KEY
+
+    paths = write_images(tmp_path / "pool", 4, seed=5)
+    records = [{"image_i": paths[0], "image_j": paths[1], "p_star": 1.0},
+               {"image_i": paths[2], "image_j": paths[3], "p_star": 0.0}]
+    by_path = _trainer(scoring_model_dir, records, tmp_path / "a", max_steps=1)  # seeds torch (Trainer.__init__)
+    assert by_path.image_store is None and by_path.train_dataset[0]["images"] == [paths[0]]
+    by_path.train()
+    decoded = _trainer(scoring_model_dir, records, tmp_path / "b", max_steps=1, cache_preprocessing=False)
+    assert decoded.train_dataset[0]["images"][0].info[IMAGE_ID_KEY] == paths[0]
+    decoded.train()
+    assert by_path.losses == decoded.losses
+    assert torch.equal(by_path.records[0].scores.nan_to_num(-1), decoded.records[0].scores.nan_to_num(-1))
+    assert by_path._cached_processor.computed == 4 and decoded.image_store.decodes == 4
 
 
 def test_placeholder_reward_function_is_never_called_per_slice():
