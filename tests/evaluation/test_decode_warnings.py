@@ -52,7 +52,7 @@ def test_model_scorer_hands_paths_to_one_native_batch_and_scores_as_decoded_imag
         calls = []
         inner = policy.processor.image_processor
         real = inner._preprocess_image_like_inputs
-        inner._preprocess_image_like_inputs = lambda images, *a, **k: calls.append(list(images)) or real(images, *a, **k)
+        inner._preprocess_image_like_inputs = lambda ims, *a, **k: calls.append(list(ims)) or real(ims, *a, **k)
         by_path = scorer.score(files)
         inner._preprocess_image_like_inputs = real
         by_image = ModelScorer(policy, n_samples=2, batch_size=4, max_new_tokens=6).score(

@@ -59,8 +59,8 @@ def test_prepare_rejects_per_image_and_keeps_the_others_exact(files, monkeypatch
     assert set(rejected) == {"corrupt.png", "thin.png", "text.png"}
     assert rejected["thin.png"].startswith("aspect ratio 402x2")  # the header check: never decoded
     assert rejected["text.png"].startswith("unreadable:")
-    assert rejected["corrupt.png"] == ("unreadable: ImageError: PNG decode failed: IDAT chunk at byte 33 has a wrong CRC "
-                                       "(corrupt image data)")
+    assert rejected["corrupt.png"] == ("unreadable: ImageError: PNG decode failed: IDAT chunk at byte 33 has a "
+                                       "wrong CRC (corrupt image data)")
     # The messages are the image's own, as decoding it alone gives them (not its place in the batch).
     assert found[files["warned.png"]].warning == "IDAT: Extra compressed data" and not found[files["a.jpg"]].warning
     # One batch of the 4 sound headers failed on the corrupt body; each image was then retried alone.
