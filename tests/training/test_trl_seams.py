@@ -32,7 +32,12 @@ SOURCE_FACTS = {
         '"advantages": advantages,',  # the key whose value we replace
         'self._logs["advantages"].extend(all_process_advantages.tolist())',  # the log entries we correct
         "self.processing_class(images=images, text=prompts_text",  # the forward-batch preprocessing we cache
+        'images = [example.get("images") for example in inputs]',  # rows' images (our paths) go on as they are
     ],
+    # The prompts, images in their content, are deep-copied every generation batch: path rows copy for free, the
+    # store's decoded images (vLLM) share themselves (data._SharedImage).
+    "_generate": ["prompts = copy.deepcopy(prompts)"],
+    "_tokenize_prompts": ['prompt_images.append(part["image"])'],  # generation's images: the rows', untouched
     "__init__": [
         "create_model_from_path(get_config_model_id(self.model.config), **model_init_kwargs)",  # ref from _name_or_path
         'self.add_callback(SyncRefModelCallback',
@@ -68,6 +73,16 @@ def test_source_facts_hold():
         source = inspect.getsource(getattr(GRPOTrainer, method))
         for snippet in snippets:
             assert snippet in source, f"GRPOTrainer.{method} no longer contains {snippet!r}"
+
+
+def test_prepare_multimodal_messages_puts_the_rows_images_in_unchanged():
+    """TRL 1.16 (`data_utils.prepare_multimodal_messages`) places each row's image into its content block as it is:
+    a path stays a path for the processor to read."""
+    from trl.data_utils import prepare_multimodal_messages
+
+    out = prepare_multimodal_messages([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "q"}]}],
+                                      images=["/some/image.png"])
+    assert out[0]["content"][0] == {"type": "image", "image": "/some/image.png"}
 
 
 def test_callback_hooks_exist():
