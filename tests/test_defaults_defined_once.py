@@ -2,7 +2,8 @@
 
 The config classes are enumerated, and so are the flags of every command parser: a flag that sets a config field
 must be None when unset (a file or preset may set the field first) or carry exactly the field's default, and its
-help must show that default. The source is scanned as well, so that no module writes a default down a second time:
+help must show that default and start with the field's own help (the generator's flag). The source is scanned as
+well, so that no module writes a default down a second time: no hand-written flag of a field the command generates,
 no flag of a config field with a literal default, no scoring parameter with a literal default, no gamma / eps
 literal beside the ops' constants.
 """
@@ -75,6 +76,10 @@ def test_every_field_is_a_flag_with_the_fields_default(command):
             if default is dataclasses.MISSING:  # a required field: nothing to define twice
                 continue
             flag = action.option_strings[0]
+            # The generator's flag: its help is the field's own (a hand-written flag would define it a second time).
+            own = fields[name].metadata.get("help", "").replace("%", "%%")
+            assert own and (action.help or "").startswith(own), (
+                f"{command} {flag}: help {action.help!r} is not {cls.__name__}.{name}'s own ({own!r})")
             unset = [] if isinstance(default, dict) else default  # a dict field is a list of KEY=VALUE texts
             assert action.default is None or action.default == unset, (
                 f"{command} {flag}: argparse default {action.default!r}, but {cls.__name__}.{name} is {default!r}")
@@ -208,6 +213,31 @@ def test_no_command_writes_a_config_fields_default_as_a_literal():
     assert not found, "flags that define a config field's default again:\n" + "\n".join(found)
 
 
+def _hand_written_field_flags(source: str, command: str):
+    """(dest, line) of every `add_argument` call in `source` that sets a field which `command`'s config generates
+    (BACKING, not left out): such a flag is the field's second definition, whatever its default and help say."""
+    generated = [(prefix, {f.name for f in cli_fields(cls, left_out)}) for cls, prefix, left_out in
+                 BACKING.get(command, [])]
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "add_argument"):
+            dest = _flag_dest(node)
+            if dest is not None and any(dest.startswith(prefix) and dest[len(prefix):] in names
+                                        for prefix, names in generated):
+                yield dest, node.lineno
+
+
+def test_no_command_writes_a_generated_flag_by_hand():
+    found = []
+    for name, path in module_files().items():
+        if name.startswith("evoquality.commands."):
+            command = name.rpartition(".")[2]
+            command = "eval" if command == "evaluate" else command
+            found += [f"{name}:{line} --{dest}" for dest, line in _hand_written_field_flags(path.read_text(), command)]
+    assert not found, "hand-written flags of config fields (use config_fields.add_dataclass_arguments):\n" + "\n".join(
+        found)
+
+
 def test_the_scan_sees_a_planted_duplicate():
     """The scans above catch what they are for: checked on a small source, so a broken walker cannot pass."""
     tree = ast.parse("def create(model, *, temperature: float = 1.0, seed=-1, batch_size=DEFAULTS.batch_size,\n"
@@ -217,3 +247,9 @@ def test_the_scan_sees_a_planted_duplicate():
     assert list(_assignments_of_literals(ast.parse("class C:\n    adv_eps: float = option(1e-4, 'h')\n"))) == [
         ("adv_eps", 2)]
     assert _flag_dest(call) == "max_new_tokens"
+    # evolve's round flags as they were hand-written before EvolveSettings' fields generated them
+    planted = ('parser.add_argument("--rounds", type=int, default=None, help="rounds T (default: 2)")\n'
+               'parser.add_argument("--out", type=str, default="evoquality-run")\n'
+               'parser.add_argument("--label-votes", type=int, default=None)\n'
+               'parser.add_argument("--label-seed", type=int, default=None)\n')
+    assert list(_hand_written_field_flags(planted, "evolve")) == [("rounds", 1), ("label_votes", 3)]

@@ -20,20 +20,15 @@ from pathlib import Path
 from evoquality.training.config import add_config_arguments, config_from_args, read_config_file
 
 _PER_ROUND = ("model", "images", "out", "seed", "variants", "variant_pairs")  # set per round by evolve
-
-
-def _default(name: str):
-    """EvolveSettings' own default of a field (defined once, there)."""
-    import dataclasses
-
-    from evoquality.training.rounds import EvolveSettings
-
-    return next(f.default for f in dataclasses.fields(EvolveSettings) if f.name == name)
+# EvolveSettings' fields with flags of their own: the run's model, images and out default to the toy world here
+# (the fields have no default), and train / label are whole configs whose fields are flags themselves.
+_NOT_ROUND_FLAGS = ("out", "model", "images", "train", "label")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from evoquality.config_fields import add_dataclass_arguments
     from evoquality.labelling.config import LabelConfig
+    from evoquality.training.rounds import EvolveSettings
 
     parser.description = __doc__.splitlines()[0]
     parser.add_argument("--model", type=str, default=None,
@@ -42,15 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=str, default=None,
                         help="unlabelled image pool: folder or manifest; default: the toy pool (graded blur and "
                              "noise of bundled photos), evaluated on the toy held-out benchmark after every round")
-    parser.add_argument("--rounds", type=int, default=None, help=f"rounds T [paper: 2] (default: {_default('rounds')})")
     parser.add_argument("--out", type=str, default="evoquality-run", help="run directory (resumed when it exists)")
-    parser.add_argument("--round2-variants", type=int, default=None,
-                        help="synthetic distorted variants per pool image from round 2 on [paper: 10] "
-                             f"(default: {_default('round2_variants')}; the embedded default: its own preset)")
-    parser.add_argument("--round2-same-content-pairs", type=int, default=None,
-                        help="pairs drawn among an image and its variants from round 2 on, added to the round's own "
-                             f"(default: {_default('round2_same_content_pairs')}; 0 and --round2-variants 0 leave "
-                             "the paper's round 2, with a warning)")
+    # --rounds, --round2-variants, --round2-same-content-pairs: unset they stay None, so that the embedded default's
+    # preset (toy.run.TOY_ROUND_DEFAULTS) applies under them and EvolveSettings' own defaults otherwise.
+    add_dataclass_arguments(parser, EvolveSettings, exclude=_NOT_ROUND_FLAGS, unset_none=True)
     parser.add_argument("--label-config", type=Path, default=None, help="YAML/JSON file of stage-1 options")
     group = parser.add_argument_group("stage 1 (labelling) options; see `evoquality label --help`")
     add_dataclass_arguments(group, LabelConfig, prefix="label-", dest_prefix="label_", exclude=_PER_ROUND,
@@ -80,8 +70,7 @@ def settings_from_args(args: argparse.Namespace):
     train = config_from_args(args, base=TOY_TRAIN_DEFAULTS if args.model is None else None)
     model = args.model if args.model is not None else str(SHIPPED)
     images = args.images if args.images is not None else str(pool_manifest(args.out))
-    given = {name: getattr(args, name) for name in ("rounds", "round2_variants", "round2_same_content_pairs")
-             if getattr(args, name) is not None}
+    given = values_from_args(args, EvolveSettings, exclude=_NOT_ROUND_FLAGS)
     rounds = {**TOY_ROUND_DEFAULTS, **given} if args.model is None else given
     return EvolveSettings(out=args.out, model=model, images=images, train=train, label=label, **rounds)
 

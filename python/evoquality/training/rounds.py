@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from evoquality._files import atomic_write
+from evoquality.config_fields import option
 from evoquality.training.config import TrainConfig, config_to_dict
 from evoquality.training.stage import final_model_dir, process_state, train_stage
 
@@ -46,11 +47,18 @@ class EvolveSettings:
     out: str
     model: str
     images: str
-    rounds: int = 2
+    rounds: int = option(2, "rounds T [paper: 2]")
     train: TrainConfig = field(default_factory=TrainConfig)
     label: dict = field(default_factory=dict)  # LabelConfig fields other than model/images/out
-    round2_variants: int = ROUND2_VARIANTS
-    round2_same_content_pairs: int = ROUND2_SAME_CONTENT_PAIRS
+    # The embedded default (`evoquality evolve` without --model) sets these two by its own preset
+    # (toy.run.TOY_ROUND_DEFAULTS), which is why their flags stay None when not given.
+    round2_variants: int = option(ROUND2_VARIANTS, "synthetic distorted variants per pool image from round 2 on "
+                                                   "[paper: 10]; the embedded default: its own preset")
+    round2_same_content_pairs: int = option(
+        ROUND2_SAME_CONTENT_PAIRS, "pairs drawn among an image and its variants from round 2 on, added to the round's "
+                                   "own [decision: as many as the paper's cross-image pairs]; 0 and "
+                                   "--round2-variants 0 leave the paper's round 2, with a warning; the embedded "
+                                   "default: its own preset")
 
     def validate(self) -> None:
         if not self.model or not self.images:
