@@ -229,6 +229,31 @@ def test_heldout_benchmark_written_under_a_relative_run_dir_resolves(tmp_path, m
         report.heldout_metrics(SHIPPED, "run", n_samples=1)
 
 
+def test_heldout_scoring_is_the_recorded_protocol(tmp_path, monkeypatch):
+    """The recorded toy figures were scored with the greedy answer and the mean of N = 8 samples, 16 new tokens,
+    batches of 30 (which also set the sampling seeds), seed 0, in float32 on CPU: the preset keeps that scorer."""
+    import evoquality.modeling
+    from evoquality.evaluation import scorers
+
+    seen = {}
+
+    class Built(Exception):
+        pass
+
+    def scorer(policy, **kwargs):
+        seen["scorer"] = kwargs
+        raise Built
+
+    monkeypatch.setattr(evoquality.modeling, "load_policy", lambda path, **kwargs: seen.setdefault("load", kwargs))
+    monkeypatch.setattr(scorers, "ModelScorer", scorer)
+    with pytest.raises(Built):
+        report.heldout_metrics("checkpoint", tmp_path)
+    assert seen == {"load": {"device": "cpu", "dtype": "float32"},
+                    "scorer": {"n_samples": 8, "mode": "greedy", "temperature": 1.0, "max_new_tokens": 16,
+                               "batch_size": 30, "seed": 0}}
+    assert report.HELDOUT_SAMPLES == 8
+
+
 def test_metrics_figure_plots_each_metric_over_integer_rounds(tmp_path):
     nan = float("nan")
     rows = [{"model": "base", "srcc": 0.2, "pair_acc": 0.6, "pseudo_acc": 0.65, "vote_acc": None},
