@@ -125,11 +125,30 @@ def compare(a, b, *, model, votes: int = SCORE_DEFAULTS.n_samples, temperature: 
     return out[0] if single else out
 
 
+def _shown(image, prepared: dict):
+    """What a request carries for `image`: a path as the backend prepared it (raises `ImageRejected` with the
+    reason, as decoding it would), or an image given decoded (PIL image, array) as a PIL image."""
+    from evoquality.io.load import ImageRejected
+
+    if not isinstance(image, (str, Path)):
+        return load_pil(image)
+    found = prepared[str(image)]
+    if found.rejected:
+        raise ImageRejected(found.rejected)
+    return found.image
+
+
 def vote_pairs(backend, pairs, *, votes: int, temperature: float, max_new_tokens: int,
                seed: int) -> list[Preference]:
     """`compare`'s votes through any stage-1 generation backend (`labelling.backends`): pairs of images in, one
-    Preference per pair out."""
+    Preference per pair out.
+
+    Image paths take stage 1's route: the backend reads and checks each pair's files once (`prepare_images`), so the
+    transformers backend's requests carry the paths, preprocessed in one native call with no decoded image in
+    between. Images given decoded go to the backend as PIL images.
+    """
     from evoquality import prompts
+    from evoquality.io.load import DEFAULT_MAX_PIXELS
     from evoquality.labelling.labels import compare_labels
     from evoquality.labelling.votes import assemble_answers, derive_seed, encode_orders, pair_requests, vote_orders
 
@@ -137,7 +156,10 @@ def vote_pairs(backend, pairs, *, votes: int, temperature: float, max_new_tokens
     rows, records = [], {}
     for pid, (x, y) in enumerate(pairs):
         swapped = vote_orders(seed, pid, votes, "balanced")
-        requests = pair_requests(messages, load_pil(x), load_pil(y), swapped, seed, pid)
+        # Each pair's files are prepared right before its generate call: the backend's cache holds one pair's.
+        files = [str(image) for image in (x, y) if isinstance(image, (str, Path))]
+        prepared = backend.prepare_images(files, max_pixels=DEFAULT_MAX_PIXELS) if files else {}
+        requests = pair_requests(messages, _shown(x, prepared), _shown(y, prepared), swapped, seed, pid)
         # One generate call per pair, seeded like stage 1's batches (runner._generate) with the pair id.
         texts = backend.generate([r for _, r in requests], max_new_tokens=max_new_tokens, temperature=temperature,
                                  batch_seed=derive_seed(seed, pid, 0xBA7C))

@@ -32,7 +32,7 @@ class GenRequest:
 
     messages: chat messages whose image placeholders match `images` in number and order.
     images: the images, shown in this order, in the form the backend takes: `PreparedImage.image` (a path the
-        transformers backend has preprocessed, a decoded image for vLLM), or decoded images (`api.compare`).
+        transformers backend has preprocessed, a decoded image for vLLM), or images `api.compare` was given decoded.
     n: completions wanted (>= 1). seed: per-request seed (backends that can seed one request use it).
     """
 
