@@ -5,7 +5,7 @@ must be None when unset (a file or preset may set the field first) or carry exac
 help must show that default and start with the field's own help (the generator's flag). The source is scanned as
 well, so that no module writes a default down a second time: no hand-written flag of a field the command generates,
 no flag of a config field with a literal default, no scoring parameter with a literal default, no gamma / eps
-literal beside the ops' constants.
+literal beside the ops' constants. docs/method.md's defaults table, which restates them for readers, must agree.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import argparse
 import ast
 import dataclasses
 import re
+from pathlib import Path
 
 import pytest
 
@@ -89,6 +90,62 @@ def test_every_field_is_a_flag_with_the_fields_default(command):
             else:  # the last one: a help may say in words what an unset value means before it
                 assert shown[-1:] == [str(default)], (
                     f"{command} {flag}: help shows default {shown}, but {cls.__name__}.{name} is {default!r}")
+
+
+METHOD_MD = Path(__file__).resolve().parents[1] / "docs" / "method.md"
+
+
+def _docs_defaults(text: str) -> dict:
+    """docs/method.md "Defaults and where they are set": {config class name: {flag: the default's first word}}. A
+    table belongs to the config its heading names (``Stage 1 (`LabelConfig`, `labelling/config.py`; ...``)."""
+    tables, current = {}, None
+    section = text.split("## Defaults and where they are set", 1)[1].split("\n## ", 1)[0]
+    for line in section.splitlines():
+        heading = re.match(r"^\w[^|]*\(`(\w+)`, `[\w/]+\.py`", line)
+        if heading:
+            current = tables.setdefault(heading.group(1), {})
+        row = re.match(r"^\| `(--[a-z0-9-]+)`[^|]*\| *`?([^`|, ]+(?:,\d{3})*)", line)  # "20,000" is one word
+        if row and current is not None:
+            current[row.group(1)] = row.group(2)
+    return tables
+
+
+def _same(written: str, default) -> bool:
+    """A default as the docs write it ("20,000", "3e-7", "false", "`hard`") is the field's value."""
+    if isinstance(default, bool):
+        return written.lower() == str(default).lower()
+    if isinstance(default, (int, float)):
+        return float(written.replace(",", "")) == default
+    return written == str(default)
+
+
+def _docs_mismatches(tables: dict) -> list[str]:
+    found = []
+    for cls in CONFIGS:
+        flags = {f.metadata.get("flag") or "--" + f.name.replace("_", "-"): f for f in dataclasses.fields(cls)}
+        for flag, written in tables.get(cls.__name__, {}).items():
+            if flag not in flags:
+                found.append(f"{cls.__name__}: {flag} is no field")
+            elif not _same(written, field_default(flags[flag])):
+                found.append(f"{cls.__name__}: {flag} is {written} in the docs, {field_default(flags[flag])!r} in the "
+                             "field")
+    return found
+
+
+def test_the_method_docs_defaults_table_is_the_fields_defaults():
+    text = METHOD_MD.read_text()
+    tables = _docs_defaults(text)
+    assert set(tables) == {"LabelConfig", "TrainConfig", "EvolveSettings"}, f"tables found: {sorted(tables)}"
+    assert sum(map(len, tables.values())) >= 30  # the table was read, not skipped
+    found = _docs_mismatches(tables)
+    assert not found, "docs/method.md's defaults table differs from the code:\n" + "\n".join(found)
+    # ... and the comparison sees a wrong value, in any of the tables' spellings
+    for row, wrong in (("| `--votes` (K) | 32 |", "| `--votes` (K) | 16 |"),
+                       ("| `--round2-same-content-pairs` | 20,000 |", "| `--round2-same-content-pairs` | 2,000 |"),
+                       ("| `--use-bias-correction-kl` | false", "| `--use-bias-correction-kl` | true"),
+                       ("| `--order` | `balanced`", "| `--order` | `random`")):
+        assert row in text, row
+        assert len(_docs_mismatches(_docs_defaults(text.replace(row, wrong)))) == 1, wrong
 
 
 def test_the_controls_entry_point_has_evolves_flags(monkeypatch):
