@@ -82,6 +82,8 @@ def test_precedence_defaults_file_flags(tmp_path):
         ({"beta": -1}, "beta must be finite and >= 0"),
         ({"gamma": 0}, "gamma must be finite and > 0"),
         ({"gamma": float("inf")}, "gamma must be finite and > 0"),
+        ({"unparsed_reward": 1.5}, "unparsed_reward must be unset or in [0, 1]"),
+        ({"unparsed_reward": -0.1}, "unparsed_reward must be unset or in [0, 1]"),
         ({"scale_rewards": "mean"}, "scale_rewards must be one of"),
         ({"vllm_importance_sampling_mode": "x"}, "vllm_importance_sampling_mode must be one of"),
     ],

@@ -134,6 +134,38 @@ def test_reward_hook_on_crafted_completions(two_steps):
     assert got[0, 0] > got[1, 0]  # the preferred image's high score is rewarded more than the other's
 
 
+def test_unparsed_reward_option_rewards_and_ranks_answers_that_do_not_parse(two_steps):
+    """`unparsed_reward`: an answer without a score gets that reward and takes part in its group's statistics, so it
+    gets a negative advantage below every parsed answer; the parsed answers' rewards are unchanged."""
+    trainer, _, records = two_steps
+    a, b = records[0]["image_i"], records[0]["image_j"]
+    ids = [a] * 4 + [b] * 4
+    texts = ["\\boxed{4.5}", "\\boxed{4}", "no box", "\\boxed{4.2}",
+             "\\boxed{1.5}", "\\boxed{2}", "\\boxed{1.", "\\boxed{1.1}"]  # a truncated box does not parse
+    completions = [[{"role": "assistant", "content": t}] for t in texts]
+
+    def hook():
+        trainer._calculate_rewards([{"image_id": i} for i in ids], [None] * 8, completions, [[0]] * 8)
+        return trainer.last_step
+
+    plain = hook()
+    trainer.config.unparsed_reward = 0.0
+    try:
+        filled = hook()
+    finally:
+        trainer.config.unparsed_reward = None
+    failed = torch.isnan(plain.scores)
+    assert failed.sum() == 2 and torch.isnan(plain.rewards[failed]).all() and (plain.advantages[failed] == 0).all()
+    assert (filled.rewards[failed] == 0).all()
+    assert torch.equal(filled.rewards[~failed], plain.rewards[~failed])
+    want = group_advantages_ref(filled.rewards.double(), scale="group", eps=trainer.config.adv_eps)
+    assert torch.allclose(filled.advantages.double(), want, atol=1e-5, rtol=0)
+    for g in range(2):  # in each group the failed answer ranks below every parsed one
+        row_failed = failed[g]
+        assert filled.advantages[g][row_failed].max() < filled.advantages[g][~row_failed].min()
+        assert filled.advantages[g][row_failed].max() < 0
+
+
 @pytest.mark.parametrize("scale", ["group", "batch", "none"])
 def test_advantages_follow_the_configured_scaling(two_steps, scale):
     trainer, _, records = two_steps

@@ -60,6 +60,12 @@ class TrainConfig:
         False, "Also train the comparison prompt: every labelled pair of a step is asked once more as a comparison "
                "(G sampled answers, reward = agreement with p*: p* for naming image_i, 1 - p* for image_j), so the "
                "voter of the next round improves with the scorer. Off = the paper (GRPO on the scoring prompt only).")
+    unparsed_reward: Optional[float] = option(
+        None, "Reward of a rollout whose answer gives no score (or no choice): unset = none, so it is left out of its "
+              "group's statistics and gets advantage 0 [decision: the paper is silent; never a random score]. A "
+              "value in [0, 1] (the fidelity reward's range; 0 = its worst) takes part in the group statistics, so "
+              "GRPO also learns to keep the answer format. Only for images with a partner in the step (the others "
+              "have no reward at all).")
     adv_eps: float = option(EPS_ADV, "Epsilon of the group z-score of the advantages (TRL's value).")
     scale_rewards: str = option(
         "group", "Advantage scaling: (r - group mean) / (group std + adv_eps) [paper Eq. 4: 'group'], the batch "
@@ -126,6 +132,8 @@ class TrainConfig:
         # gamma keeps the Thurstone denominator sqrt(var_i + var_j + gamma) > 0 when both groups agree exactly.
         need(self.gamma > 0 and math.isfinite(self.gamma), f"gamma must be finite and > 0, got {self.gamma}")
         need(self.adv_eps > 0, f"adv_eps must be > 0, got {self.adv_eps}")
+        need(self.unparsed_reward is None or 0.0 <= self.unparsed_reward <= 1.0,
+             f"unparsed_reward must be unset or in [0, 1] (the fidelity reward's range), got {self.unparsed_reward}")
         need(self.per_device_train_batch_size >= 1,
              f"per_device_train_batch_size must be >= 1, got {self.per_device_train_batch_size}")
         need(self.vllm_importance_sampling_clip_max >= 1,

@@ -72,6 +72,16 @@ def compare_rewards(choices: torch.Tensor, swapped: torch.Tensor, p_star: torch.
     return torch.where(torch.isnan(choices), torch.full_like(rewards, math.nan), rewards)
 
 
+def reward_unparsed(values: torch.Tensor, rewards: torch.Tensor, rewarded: torch.Tensor, reward: float, *,
+                    scale: str, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """`TrainConfig.unparsed_reward`: rollouts whose answer did not parse (values NaN) in groups that can be rewarded
+    (rewarded (U,) bool: an image with a partner in the step, or a comparison group) get `reward`; the advantages are
+    recomputed over the filled rewards (the group statistics then include them). values, rewards (U, G)."""
+    fill = torch.isnan(values) & rewarded[:, None]
+    rewards = torch.where(fill, torch.full_like(rewards, reward), rewards)
+    return rewards, group_advantages(rewards, scale=scale, eps=eps)
+
+
 @dataclass
 class CompareRecord:
     """The comparison groups of a generation batch: pairs (C,) indices into LabelledPairs; choices (C, G) (NaN = no
@@ -333,10 +343,14 @@ class FidelityGRPOTrainer(GRPOTrainer):
                 len(image_ids),
             ).to(device)
             scores = values[score_rows]
-            result = fidelity_advantages(
-                scores, partners, gamma=self.config.gamma, scale=self.config.scale_rewards, eps=self.config.adv_eps
-            )
-            rewards[score_rows], advantages[score_rows] = result.rewards, result.advantages
+            scale, eps, unparsed = self.config.scale_rewards, self.config.adv_eps, self.config.unparsed_reward
+            result = fidelity_advantages(scores, partners, gamma=self.config.gamma, scale=scale, eps=eps)
+            score_rewards, score_advantages = result.rewards, result.advantages
+            if unparsed is not None:
+                has_partner = partners.indptr[1:] > partners.indptr[:-1]
+                score_rewards, score_advantages = reward_unparsed(scores, score_rewards, has_partner, unparsed,
+                                                                  scale=scale, eps=eps)
+            rewards[score_rows], advantages[score_rows] = score_rewards, score_advantages
 
             compare = None
             compare_rows = [k for k, p in enumerate(group_pair) if p >= 0]
@@ -345,12 +359,16 @@ class FidelityGRPOTrainer(GRPOTrainer):
                 swapped = torch.tensor(gather_object([bool(x.get("swapped", False)) for x in inputs])[::g],
                                        device=device)[compare_rows]
                 p_star = torch.as_tensor(self.pairs.p_star[pairs], device=device)
-                c_rewards = compare_rewards(values[compare_rows], swapped, p_star)
-                c_adv = group_advantages(c_rewards, scale=self.config.scale_rewards, eps=self.config.adv_eps)
+                choices = values[compare_rows]
+                c_rewards = compare_rewards(choices, swapped, p_star)
+                if unparsed is not None:
+                    c_rewards, c_adv = reward_unparsed(choices, c_rewards, torch.ones_like(swapped), unparsed,
+                                                       scale=scale, eps=eps)
+                else:
+                    c_adv = group_advantages(c_rewards, scale=scale, eps=eps)
                 rewards[compare_rows], advantages[compare_rows] = c_rewards, c_adv
-                compare = CompareRecord(pairs, values[compare_rows], swapped, c_rewards, c_adv)
-        self.last_step = StepRecord(image_ids, scores, partners, result.rewards, result.advantages, advantages,
-                                    compare)
+                compare = CompareRecord(pairs, choices, swapped, c_rewards, c_adv)
+        self.last_step = StepRecord(image_ids, scores, partners, score_rewards, score_advantages, advantages, compare)
         return rewards.reshape(-1, 1).to(torch.float32)
 
     # ----------------------------------------------------------------------------------------- advantages, metrics
