@@ -42,6 +42,7 @@ VARIANTS = {
     "default": EVOLVE,                                                    # K = 8 majority votes
     "k1": EVOLVE + ["--label-votes", "1"],                                # one vote per pair
     "mean": EVOLVE + ["--label-mode", "score", "--label-label", "mean"],  # mean of K = 8 sampled scores per image
+    "lr-halving": EVOLVE + ["--lr-round-factor", "0.5"],                # round t at the learning rate x 0.5^(t-1)
     "oracle": CONTROL + ["oracle"],                                       # the hidden truth (supervised)
     "coinflip": CONTROL + ["coinflip"],                                   # labels without information
 }

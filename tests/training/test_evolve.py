@@ -130,3 +130,23 @@ def test_round_settings(tmp_path):
         EvolveSettings(out="x", model="m", images="i", rounds=0).validate()
     with pytest.raises(ValueError, match="model and images must be given"):
         EvolveSettings(out="x", model="", images="i").validate()
+
+
+def test_learning_rate_of_each_round(tmp_path):
+    """`lr_round_factor`: round t trains at learning_rate x factor^(t-1) (1 = every round alike, the default), each
+    round with its own seed; a factor outside (0, 1] is refused; the factor is part of what a resume must match."""
+    from evoquality.training.rounds import round_train_config
+
+    train = make_config(None, {"seed": 4, "learning_rate": 1e-4})
+    same = EvolveSettings(out=str(tmp_path), model="m", images="i", train=train)
+    assert [round_train_config(same, t).learning_rate for t in (1, 2, 3)] == [1e-4, 1e-4, 1e-4]
+    halving = EvolveSettings(out=str(tmp_path), model="m", images="i", train=train, lr_round_factor=0.5)
+    configs = [round_train_config(halving, t) for t in (1, 2, 3)]
+    assert [c.learning_rate for c in configs] == pytest.approx([1e-4, 5e-5, 2.5e-5], rel=1e-12)
+    assert [c.seed for c in configs] == [5, 6, 7] and train.learning_rate == 1e-4  # the settings are not changed
+    for bad in (0, 1.5, -0.5):
+        with pytest.raises(ValueError, match="lr_round_factor must be in"):
+            EvolveSettings(out="x", model="m", images="i", lr_round_factor=bad).validate()
+    _check_or_write_state(tmp_path, same, is_main=True)
+    with pytest.raises(ValueError, match=r"different settings \(lr_round_factor\)"):
+        _check_or_write_state(tmp_path, halving, is_main=True)

@@ -59,6 +59,9 @@ class EvolveSettings:
                                    "own [decision: as many as the paper's cross-image pairs]; 0 and "
                                    "--round2-variants 0 leave the paper's round 2, with a warning; the embedded "
                                    "default: its own preset")
+    lr_round_factor: float = option(
+        1.0, "learning rate of round t = the training learning rate x this^(t-1): below 1, each round takes smaller "
+             "steps from the last one's model [decision: 1, every round at the configured rate; the paper is silent]")
 
     def validate(self) -> None:
         if not self.model or not self.images:
@@ -68,6 +71,8 @@ class EvolveSettings:
         for key in ("model", "images", "out", "seed", "variants", "variant_pairs"):
             if key in self.label:
                 raise ValueError(f"label config must not set {key!r}: evolve sets it per round")
+        if not (isinstance(self.lr_round_factor, (int, float)) and 0 < self.lr_round_factor <= 1):
+            raise ValueError(f"lr_round_factor must be in (0, 1], got {self.lr_round_factor!r}")
         if self.round2_variants < 0 or self.round2_same_content_pairs < 0:
             raise ValueError("round2_variants and round2_same_content_pairs must be >= 0")
         if bool(self.round2_variants) != bool(self.round2_same_content_pairs):
@@ -86,6 +91,7 @@ class EvolveSettings:
         return {
             "model": self.model, "images": self.images, "train": config_to_dict(self.train), "label": self.label,
             "round2_variants": self.round2_variants, "round2_same_content_pairs": self.round2_same_content_pairs,
+            "lr_round_factor": self.lr_round_factor,
         }
 
 
@@ -133,6 +139,12 @@ def label_config(settings: EvolveSettings, t: int, model: Path, images: str, lab
     return LabelConfig(model=str(model), images=str(images), out=str(labels_dir), **fields)
 
 
+def round_train_config(settings: EvolveSettings, t: int) -> TrainConfig:
+    """Stage 2's config of round t: a fresh seed every round, the learning rate scaled by `lr_round_factor`^(t-1)."""
+    lr = settings.train.learning_rate * settings.lr_round_factor ** (t - 1)
+    return dataclasses.replace(settings.train, seed=settings.train.seed + t, learning_rate=lr)
+
+
 def evolve(settings: EvolveSettings, *, backend_factory=None, image_loader=None,
            label_transform: Optional[Callable[[int, Path], Path]] = None) -> Path:
     """Run (or resume) `settings.rounds` rounds; returns the final evolved checkpoint.
@@ -174,7 +186,7 @@ def evolve(settings: EvolveSettings, *, backend_factory=None, image_loader=None,
                 broadcast_object_list(box, from_process=0)
             train_labels = Path(box[0])
         ref = model0 if settings.train.ref_model == "initial" else None
-        train_config = dataclasses.replace(settings.train, seed=settings.train.seed + t)
+        train_config = round_train_config(settings, t)
         train_stage(current, train_labels, rd / "train", train_config, ref_model=ref, image_loader=image_loader)
         if state.is_main_process:
             _record_round(out, t, evolved, labels_dir / LABELS_FILE)
