@@ -69,3 +69,25 @@ def test_srcc_figure_median_line_and_seed_spread(tmp_path):
     (tmp_path / "toy_evolution.json").write_text(json.dumps({"runs": results}))
     assert toy_evolution.main(["--out", str(tmp_path), "--figure-only"]) == 0
     assert {p.name for p in tmp_path.iterdir()} == {"toy_evolution.json", "toy_evolution.png", "toy_evolution.pdf"}
+
+
+def test_reevaluation_rescores_every_checkpoint_once_and_keeps_the_runs_figures(tmp_path):
+    runs = [_run("default", 1, [0.2, 0.3, 0.35], [0.65, 0.66]), _run("oracle", 1, [0.2, 0.4, 0.5], [1.0, 1.0]),
+            {"variant": "oracle", "seed": 2, "error": "exit 1"}]
+    (tmp_path / "toy_evolution.json").write_text(json.dumps({"meta": {}, "runs": runs}))
+    calls = []
+
+    def score(job):
+        model, run_dir, n, seed = job
+        calls.append(job)
+        srcc = 0.1 if model.endswith("base_model_weights") else 0.01 * len(calls)
+        return {"srcc": srcc, "pair_acc": 0.5, "parse_fail": 0.0}
+
+    fresh = toy_evolution.reevaluate(tmp_path, 32, jobs=1, score=score)
+    assert len(calls) == 5 and {c[2] for c in calls} == {32}  # the base once, then 2 rounds of each finished run
+    assert calls[1][0].endswith("default-seed1/round_01/train/model") and calls[1][1].endswith("default-seed1")
+    rows = fresh[0]["rows"]
+    assert [r["srcc"] for r in rows] == [0.1, 0.02, 0.03] and [r["srcc_run"] for r in rows] == [0.2, 0.3, 0.35]
+    assert fresh[1]["rows"][0]["srcc"] == 0.1 and "rows" not in fresh[2]
+    again = toy_evolution.reevaluate(tmp_path, 32, jobs=1, score=score)  # everything cached: nothing re-scored
+    assert len(calls) == 5 and again[0]["rows"][2]["srcc"] == 0.03
