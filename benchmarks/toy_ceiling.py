@@ -7,7 +7,7 @@
     python benchmarks/toy_ceiling.py sft --out DIR --steps 100,300 --lr 1e-4 [--pool-crops 8]
         Supervised fine-tuning of the scoring prompt on the pool with the hidden truth (the toy MOS as the answer),
         the held-out report after each listed step: the supervised upper bound of learning from the pool's content.
-    python benchmarks/toy_ceiling.py crossphoto --out FILE RUN_DIR [RUN_DIR ...]
+    python benchmarks/toy_ceiling.py crossphoto --out FILE [--samples 32] RUN_DIR [RUN_DIR ...]
         The held-out report of every round's checkpoint of finished `evoquality evolve` runs, on crops of photos
         neither the warm-up nor the evolution ever saw (`CROSS_PHOTOS`), instead of the held-out half of the pool's
         photos: how much of each round transfers to new content.
@@ -152,7 +152,7 @@ CROSS_PHOTOS = ("stereo_motorcycle", "immunohistochemistry", "moon")
 CROSS_CROPS_PER_PHOTO = 20  # 3 photos x 20 crops x 2 types x 5 levels = 600 images, as many as the held-out set
 
 
-def crossphoto(out_file: Path, runs: list[Path]) -> dict:
+def crossphoto(out_file: Path, runs: list[Path], n_samples: int = 32) -> dict:
     from evoquality.toy import datasets, report, world
     from evoquality.toy.base_model import SHIPPED
 
@@ -171,7 +171,7 @@ def crossphoto(out_file: Path, runs: list[Path]) -> dict:
                 continue
             if not (ckpt / "config.json").is_file():
                 break
-            rows[key] = report.heldout_metrics(ckpt, bench)
+            rows[key] = report.heldout_metrics(ckpt, bench, n_samples=n_samples)
             out_file.write_text(json.dumps(rows, indent=1))
             print(f"[toy_ceiling] {key}: srcc {rows[key]['srcc']:.3f}", flush=True)
     return rows
@@ -189,6 +189,7 @@ def main(argv=None) -> int:
     s.add_argument("--pool-crops", type=int, default=None, help="crops per pool photo (default: the toy's)")
     i = sub.add_parser("crossphoto")
     i.add_argument("--out", type=Path, required=True, help="a JSON file, extended on every run")
+    i.add_argument("--samples", type=int, default=32, help="sampled answers per image (the runs' own report: 8)")
     i.add_argument("runs", type=Path, nargs="+")
     args = p.parse_args(argv)
 
@@ -198,7 +199,7 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     if args.what == "crossphoto":
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        crossphoto(args.out, args.runs)
+        crossphoto(args.out, args.runs, args.samples)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     if args.what == "features":
