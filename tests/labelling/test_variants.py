@@ -35,6 +35,21 @@ def test_plan_is_deterministic_and_grouped(tmp_path):
     assert other.paths != ext.paths
 
 
+def test_variants_do_not_depend_on_where_the_pool_lives(tmp_path):
+    """The same pool and seed give byte-identical variant files in two run directories (a run's results must not
+    depend on its --out path): random distortions are keyed by the source's pixels, not its path."""
+    from evoquality.labelling.variants import materialize_variants
+
+    made = []
+    for where in ("a", "b"):
+        (tmp_path / where).mkdir()
+        pool = discover_pool(_photos(tmp_path / where / "pool"))
+        _, jobs = plan_variants(pool, tmp_path / where / "variants", 6, seed=3, types=["white_noise", "gaussian_blur"])
+        assert materialize_variants(jobs, 10**8, seed=3) == {}
+        made.append({(j.source.split("/pool/")[1], j.dist_type, j.level): open(j.path, "rb").read() for j in jobs})
+    assert made[0] == made[1] and any(k[1] == "white_noise" for k in made[0])
+
+
 def test_variant_types_restrict_the_distortions(tmp_path):
     import pytest
 

@@ -90,8 +90,9 @@ def materialize_variants(jobs: list[VariantJob], max_pixels: int, seed: int) -> 
             try:
                 # drop_identical: a variant equal to its source (a chroma distortion of a grey photo) shows no
                 # quality difference and must not become one side of a same-content pair.
-                made = make_variants(image, types=[job.dist_type], levels=[job.level], seed=seed,
-                                     reference_key=source)
+                # Keyed by the pixels, not the path: the same pool and seed give the same variants wherever the run
+                # directory (and so the pool's copy) lives.
+                made = make_variants(image, types=[job.dist_type], levels=[job.level], seed=seed)
             except ValueError as e:  # e.g. smaller than the generator's minimum size
                 failed[job.path] = f"cannot distort {source}: {e}"
                 continue
