@@ -47,6 +47,18 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread for the test: on 2 shared cores a second OpenMP thread makes the tiny model many times
+    slower, and subprocesses that run with one thread then compute the same numerics as the test itself."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A saved tiny random Qwen2.5-VL checkpoint (seed 0), built once per test session."""

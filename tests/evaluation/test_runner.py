@@ -15,16 +15,7 @@ from evoquality.cli import main
 from evoquality.evaluation import scorers
 from evoquality.sampling import Completions
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on 2 shared cores a second OpenMP thread makes the tiny model many times slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _Policy:

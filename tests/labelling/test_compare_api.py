@@ -1,7 +1,6 @@
 """`api.compare` is stage 1's voting: the same orders, the same per-order requests and seeds, the same tally."""
 
 import pytest
-import torch
 from PIL import Image
 
 from evoquality import api
@@ -44,19 +43,9 @@ def test_compare_gives_the_labelling_tally_on_the_same_answers(tiny_model_dir, i
         assert call[0].seed != call[1].seed
 
 
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: on 2 shared cores a second OpenMP thread makes the tiny model much slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.skipif(not pipeline.native_available(), reason="the native pipeline decodes the paths")
 def test_compare_gives_the_processor_paths_and_the_votes_of_the_decoded_images(tiny_model_dir, id_pool, monkeypatch,
-                                                                                 one_thread):
+                                                                                 one_torch_thread):
     """Paths take stage 1's route (`prepare_images`, then requests carrying the paths): the processor gets each
     pair's encoded files in one native call and no PIL image, and the votes are those of the images given decoded
     (which still go to the processor as PIL images)."""

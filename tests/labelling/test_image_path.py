@@ -19,16 +19,8 @@ from evoquality.labelling.runner import run_labelling
 sys.path.insert(0, str(Path(__file__).parents[1] / "io"))
 from test_preprocess_cache import png_with_bad_idat_crc, png_with_extra_compressed_data  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not pipeline.native_available(), reason="the native pipeline decodes the paths")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on 2 shared cores a second OpenMP thread makes the tiny model much slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.skipif(not pipeline.native_available(), reason="the native pipeline decodes the paths"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture

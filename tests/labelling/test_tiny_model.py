@@ -18,19 +18,9 @@ from evoquality.labelling.dist import Dist
 from evoquality.labelling.runner import run_labelling
 from evoquality.labelling.store import RoundDir
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ARGS = dict(pairs=14, votes=4, batch_items=1, max_new_tokens=12, save_answers=True, progress=False)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on 2 shared cores a second OpenMP thread makes the tiny model ~30x slower, and the
-    subprocesses below use one thread too, so in-process and subprocess numerics are identical."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture
