@@ -150,3 +150,22 @@ def test_learning_rate_of_each_round(tmp_path):
     _check_or_write_state(tmp_path, same, is_main=True)
     with pytest.raises(ValueError, match=r"different settings \(lr_round_factor\)"):
         _check_or_write_state(tmp_path, halving, is_main=True)
+
+
+def test_embedded_default_halves_the_learning_rate_each_round_and_a_flag_overrides_it(tmp_path):
+    """The toy preset's lr_round_factor 0.5 (docs/toy.md) applies without --model; --lr-round-factor overrides it; a
+    run on the user's own model keeps EvolveSettings' default (1: every round at the configured rate)."""
+    import argparse
+
+    from evoquality.commands import evolve
+
+    parser = argparse.ArgumentParser()
+    evolve.add_arguments(parser)
+
+    def settings(*flags):
+        return evolve.settings_from_args(parser.parse_args(["--out", str(tmp_path), *flags]))
+
+    toy = settings()
+    assert toy.lr_round_factor == 0.5 and (toy.round2_variants, toy.round2_same_content_pairs) == (10, 480)
+    assert settings("--lr-round-factor", "1").lr_round_factor == 1.0
+    assert settings("--model", "m", "--images", "i").lr_round_factor == 1.0

@@ -50,7 +50,7 @@ class EvolveSettings:
     rounds: int = option(2, "rounds T [paper: 2]")
     train: TrainConfig = field(default_factory=TrainConfig)
     label: dict = field(default_factory=dict)  # LabelConfig fields other than model/images/out
-    # The embedded default (`evoquality evolve` without --model) sets these two by its own preset
+    # The embedded default (`evoquality evolve` without --model) sets round2_* and lr_round_factor by its own preset
     # (toy.run.TOY_ROUND_DEFAULTS), which is why their flags stay None when not given.
     round2_variants: int = option(ROUND2_VARIANTS, "synthetic distorted variants per pool image from round 2 on "
                                                    "[paper: 10]; the embedded default: its own preset")
@@ -61,7 +61,8 @@ class EvolveSettings:
                                    "default: its own preset")
     lr_round_factor: float = option(
         1.0, "learning rate of round t = the training learning rate x this^(t-1): below 1, each round takes smaller "
-             "steps from the last one's model [decision: 1, every round at the configured rate; the paper is silent]")
+             "steps from the last one's model [decision: 1, every round at the configured rate; the paper is silent]; "
+             "the embedded default: its own preset")
 
     def validate(self) -> None:
         if not self.model or not self.images:
