@@ -146,9 +146,9 @@ def sft(out: Path, steps: list[int], lr: float, batch: int = 16, seed: int = 0) 
     return {"lr": lr, "batch": batch, "n_pool": len(paths), "steps": rows}
 
 
-# Bundled scikit-image photos outside the toy world (warm-up and evolution photos alike): a scene, a stained
+# Bundled scikit-image photos outside the toy world (warm-up and evolution photos alike): an object, a stained
 # tissue texture, a grey surface.
-CROSS_PHOTOS = ("stereo_motorcycle", "immunohistochemistry", "moon")
+CROSS_PHOTOS = ("clock", "immunohistochemistry", "moon")
 CROSS_CROPS_PER_PHOTO = 20  # 3 photos x 20 crops x 2 types x 5 levels = 600 images, as many as the held-out set
 
 
