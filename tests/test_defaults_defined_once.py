@@ -111,7 +111,9 @@ def _docs_defaults(text: str) -> dict:
 
 
 def _same(written: str, default) -> bool:
-    """A default as the docs write it ("20,000", "3e-7", "false", "`hard`") is the field's value."""
+    """A default as the docs write it ("20,000", "3e-7", "false", "`hard`", "unset" for None) is the field's value."""
+    if default is None:
+        return written == "unset"
     if isinstance(default, bool):
         return written.lower() == str(default).lower()
     if isinstance(default, (int, float)):
