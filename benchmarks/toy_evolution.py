@@ -20,9 +20,10 @@ existing DIR/toy_evolution.json without running anything.
     python benchmarks/toy_evolution.py --out DIR --reevaluate 32 --jobs 2
 
 re-scores every checkpoint of the finished runs in DIR/toy_evolution.json (the base model once) on the same held-out
-benchmark with N sampled answers per image instead of the run's own 8, and writes DIR/toy_evolution_n<N>.json, .md,
-.png and .pdf from those figures. Why: with 8 samples one checkpoint's held-out SRCC moves by about +-0.03 from one
-sampling seed to the next (docs/toy.md), as much as a round's gain; the variance of a mean of N samples falls as 1/N.
+benchmark with N sampled answers per image instead of the run's own (32 by default; runs made before 2026-11-30
+reported 8), and writes DIR/toy_evolution_n<N>.json, .md, .png and .pdf from those figures. Why: with 8 samples one
+checkpoint's held-out SRCC moves by about +-0.03 from one sampling seed to the next (docs/toy.md), as much as a
+round's gain; the variance of a mean of N samples falls as 1/N.
 Checkpoints already scored are kept in DIR/reevaluation_n<N>.json, so an interrupted re-evaluation resumes.
 """
 

@@ -115,6 +115,14 @@ def test_a_bug_is_not_reported_as_a_user_error(monkeypatch):
         main(["info"])
 
 
+def test_heldout_samples_belongs_to_the_embedded_default(tmp_path, capsys):
+    argv = ["evolve", "--model", str(tmp_path / "m"), "--images", str(tmp_path), "--out", str(tmp_path / "o"),
+            "--heldout-samples", "8"]
+    assert main(argv) == 2
+    assert "--heldout-samples sets the embedded default's report" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_controls_entry_point_reports_user_errors(tmp_path):
     """`python -m evoquality.toy.controls` goes through the commands' error handling too."""
     out = subprocess.run([sys.executable, "-m", "evoquality.toy.controls", "--control", "oracle", "--out",

@@ -230,8 +230,9 @@ def test_heldout_benchmark_written_under_a_relative_run_dir_resolves(tmp_path, m
 
 
 def test_heldout_scoring_is_the_recorded_protocol(tmp_path, monkeypatch):
-    """The recorded toy figures were scored with the greedy answer and the mean of N = 8 samples, 16 new tokens,
-    batches of 30 (which also set the sampling seeds), seed 0, in float32 on CPU: the preset keeps that scorer."""
+    """The toy figures are scored with the greedy answer and the mean of N = 32 samples (the recorded figures'
+    re-scoring), 16 new tokens, batches of 30 (which also set the sampling seeds), seed 0, in float32 on CPU: the
+    preset keeps that scorer."""
     import evoquality.modeling
     from evoquality.evaluation import scorers
 
@@ -249,9 +250,38 @@ def test_heldout_scoring_is_the_recorded_protocol(tmp_path, monkeypatch):
     with pytest.raises(Built):
         report.heldout_metrics("checkpoint", tmp_path)
     assert seen == {"load": {"device": "cpu", "dtype": "float32"},
-                    "scorer": {"n_samples": 8, "mode": "greedy", "temperature": 1.0, "max_new_tokens": 16,
+                    "scorer": {"n_samples": 32, "mode": "greedy", "temperature": 1.0, "max_new_tokens": 16,
                                "batch_size": 30, "seed": 0}}
-    assert report.HELDOUT_SAMPLES == 8
+    assert report.HELDOUT_SAMPLES == 32
+
+
+def test_a_report_row_scored_with_another_n_is_scored_again(tmp_path, monkeypatch):
+    """A resumed run whose --heldout-samples changed scores its finished rows again: one report, one precision."""
+    from evoquality.toy import run as toy_run
+    from evoquality.training.rounds import EvolveSettings
+
+    scored = []
+
+    def heldout(model_dir, run_dir, *, n_samples, progress):
+        scored.append((Path(model_dir).parent.parent.name or "base", n_samples))
+        return {"srcc": 0.1 * n_samples, "pair_acc": 0.5, "heldout_samples": n_samples}
+
+    monkeypatch.setattr(report, "heldout_metrics", heldout)
+    monkeypatch.setattr(report, "label_metrics", lambda labels, run: {"pseudo_acc": 0.6})
+    monkeypatch.setattr(toy_run, "evolve", lambda settings, label_transform: Path(settings.out) / "final")
+    settings = EvolveSettings(out=str(tmp_path), model="base", images="pool", rounds=2)
+    toy_run.run_default(settings, heldout_samples=8, progress=False)
+    assert scored == [("base", 8), ("round_01", 8), ("round_02", 8)]
+    scored.clear()
+    toy_run.run_default(settings, heldout_samples=8, progress=False)
+    assert scored == []  # finished and at the same N: nothing is redone
+    toy_run.run_default(settings, heldout_samples=32, progress=False)
+    assert scored == [("base", 32), ("round_01", 32), ("round_02", 32)]
+    saved = json.loads((tmp_path / datasets.REPORT_DIR / report.REPORT_JSON).read_text())
+    assert [r["srcc"] for r in saved["rows"]] == [3.2, 3.2, 3.2] and saved["settings"]["heldout_samples"] == 32
+    assert all(r["pseudo_acc"] == 0.6 for r in saved["rows"][:2])
+    with pytest.raises(ValueError, match="heldout_samples must be a positive int"):
+        toy_run.run_default(settings, heldout_samples=0, progress=False)
 
 
 def test_metrics_figure_plots_each_metric_over_integer_rounds(tmp_path):

@@ -30,5 +30,5 @@ def run(args: argparse.Namespace) -> int:
     settings = evolve.settings_from_args(args)
     datasets.write_pool(args.out)
     run_default(settings, label_transform=label_transform(args.control, args.out, settings.train.seed),
-                control=args.control)
+                control=args.control, **evolve.heldout_options(args))
     return 0

@@ -43,12 +43,17 @@ def _load_rows(run_dir: Path) -> list[dict]:
     return json.loads(path.read_text())["rows"] if path.is_file() else []
 
 
-def run_default(settings, *, progress: bool = True, label_transform=None, control: str = "") -> Path:
+def run_default(settings, *, heldout_samples: int = report.HELDOUT_SAMPLES, progress: bool = True,
+                label_transform=None, control: str = "") -> Path:
     """settings: an EvolveSettings whose model and images point at the toy base model and the toy pool.
 
+    heldout_samples: sampled answers per held-out image in the report; a row scored with another N (a resumed run
+    whose N changed) is scored again, so that one report never mixes precisions.
     label_transform / control: a control experiment's label replacement and its name (`toy.controls`); the label
     columns then describe the labels that were trained on.
     """
+    if not (isinstance(heldout_samples, int) and heldout_samples >= 1):
+        raise ValueError(f"heldout_samples must be a positive int, got {heldout_samples!r}")
     run = Path(settings.out)
     rows = {r["model"]: r for r in _load_rows(run)}
 
@@ -62,13 +67,14 @@ def run_default(settings, *, progress: bool = True, label_transform=None, contro
         return [rows[n] for n in names if n in rows]
 
     def evaluate(name: str, model_dir) -> None:
-        if name not in rows or "srcc" not in rows[name]:
+        if rows.get(name, {}).get("heldout_samples") != heldout_samples:
             t0 = time.monotonic()
-            say(f"held-out evaluation of {name} ...")
-            metrics = report.heldout_metrics(model_dir, run, progress=progress)
+            say(f"held-out evaluation of {name} ({heldout_samples} samples per image) ...")
+            metrics = report.heldout_metrics(model_dir, run, n_samples=heldout_samples, progress=progress)
             rows[name] = {"model": name, **rows.get(name, {}), **metrics}
             say(f"held-out evaluation of {name} done in {time.monotonic() - t0:.0f} s")
-        report.write_report(run, ordered(), {"rounds": settings.rounds, "control": control or None})
+        report.write_report(run, ordered(), {"rounds": settings.rounds, "control": control or None,
+                                             "heldout_samples": heldout_samples})
 
     evaluate("base", settings.model)
     final = Path(settings.model)
