@@ -112,3 +112,7 @@ def test_variants_not_made_are_one_warning_and_recorded(tiny_model_dir, tmp_path
     assert len(lines) == 1 and lines[0].startswith("6 of 6 synthetic variants not made")
     assert "leaves" in lines[0] and lines[0].endswith("failed.json")
     assert len(summary["variants_failed"]) == 6
+    # The pairs that needed them are dropped, and say why: not made, rather than a missing file.
+    assert summary["pairs_dropped_bad_image"] > 0 and summary["bad_images"]
+    for path, why in summary["bad_images"].items():
+        assert why == "synthetic variant not made: " + summary["variants_failed"][path], why

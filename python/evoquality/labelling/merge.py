@@ -90,6 +90,10 @@ def merge_round(rd: RoundDir, cfg: "LabelConfig", plan: "Plan") -> dict:
         no_valid = sum(1 for r in rows if r["p_win"] is None)
     write_labels(rd.path, rows)
     n_labels = len(rows)
+    # A synthetic variant that was never made is missing on disk: report why it was not made, not the missing file.
+    failed = failed_variants(rd.path)
+    bad_images = {path: f"synthetic variant not made: {failed[path]}" if path in failed else why
+                  for path, why in _bad_images(records).items()}
     ties = sum(1 for r in rows if r["p_star"] == 0.5)
     summary = {
         "mode": cfg.mode,
@@ -100,12 +104,12 @@ def merge_round(rd: RoundDir, cfg: "LabelConfig", plan: "Plan") -> dict:
         "pairs_dropped_bad_image": dropped_bad,
         "pairs_no_valid_votes": no_valid if cfg.no_votes == "tie" else len(voted) - n_labels,
         "items_pending": pending,
-        "n_bad_images": len(_bad_images(records)),
-        "bad_images": _bad_images(records),
+        "n_bad_images": len(bad_images),
+        "bad_images": bad_images,
         # Used as transformers would use them (strict=False), but counted: a corrupt file is worth knowing about.
         "n_images_decoded_with_warning": len(_bad_images(records, "image_warnings")),
         "images_decoded_with_warning": _bad_images(records, "image_warnings"),
-        "variants_failed": failed_variants(rd.path),
+        "variants_failed": failed,
         "votes_per_item": cfg.votes,
         "votes_total": n_votes,
         "votes_valid": n_valid,
