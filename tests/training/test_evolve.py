@@ -115,6 +115,19 @@ def test_turning_round_two_synthetic_pairs_off_is_a_loud_departure(tmp_path, cap
     assert "evolve departs from the paper: round 2 without synthetic same-content pairs" in caplog.text
 
 
+def test_stage_two_batch_arithmetic_fails_before_stage_one(tmp_path):
+    """With the comparison prompt trained too, a step has 12 prompts x 8 rollouts = 96: a batch of 64 cannot split
+    it. That is refused before round 1 labels anything, not after its stage 1."""
+    from evoquality.training.rounds import evolve
+
+    s = EvolveSettings(out=str(tmp_path / "run"), model="m", images="i",
+                       train=make_config(None, {"train_compare": True, "images_per_step": 8, "num_generations": 8,
+                                                "per_device_train_batch_size": 64, "use_cpu": True}))
+    with pytest.raises(ValueError, match=r"= 96\) must be divisible by per_device_train_batch_size \* num_processes = 64"):
+        evolve(s)
+    assert not (tmp_path / "run").exists()
+
+
 def test_round_settings(tmp_path):
     s = EvolveSettings(out=str(tmp_path), model="m", images="i", label={"pairs": 10}, round2_variants=10,
                        round2_same_content_pairs=50, train=make_config(None, {"seed": 4}))

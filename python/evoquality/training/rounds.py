@@ -160,6 +160,8 @@ def evolve(settings: EvolveSettings, *, backend_factory=None, image_loader=None,
     settings.validate()
     # The state stage 2 needs, taken before stage 1 so that both see the same process group.
     state = process_state(settings.train)
+    # Stage 2's batch arithmetic fails here, not after round 1's stage 1 has run.
+    settings.train.steps_per_generation(state.num_processes)
     if state.is_main_process:
         for departure in settings.departures():
             logger.warning("evolve departs from the paper: %s", departure)
