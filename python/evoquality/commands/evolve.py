@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=str, default="evoquality-run", help="run directory (resumed when it exists)")
     parser.add_argument("--heldout-samples", type=int, default=None,
                         help="embedded default only: sampled answers per held-out image in the report [decision: "
-                             "32; 8 is ~1 min faster per run and moves a checkpoint's SRCC by +-0.03, docs/toy.md]")
+                             "32; 8 saves ~40 s per two-round run and moves a checkpoint's SRCC by +-0.03, docs/toy.md]")
     # --rounds, --round2-variants, --round2-same-content-pairs: unset they stay None, so that the embedded default's
     # preset (toy.run.TOY_ROUND_DEFAULTS) applies under them and EvolveSettings' own defaults otherwise.
     add_dataclass_arguments(parser, EvolveSettings, exclude=_NOT_ROUND_FLAGS, unset_none=True)

@@ -29,7 +29,7 @@ HELDOUT_SCORING = preset(
     # N sampled scores per held-out image (plus the greedy answer) [decision: 32; the scorer's default is 8]: with 8, one
     # checkpoint's SRCC moved by +-0.03 (sd) from one sampling seed to the next, as much as a round's gain; with 32 by
     # +-0.007 (benchmarks/results/2026-11-30-cpu-method/eval_noise.json). The prefill is shared by the N samples, so
-    # the cost is the N decodes: ~30 s more per checkpoint than N = 8 on 2 cores (docs/toy.md).
+    # the cost is the N decodes: 19-29 s per checkpoint against 8-15 s with N = 8 on 2 cores (docs/toy.md).
     n_samples=32,
     max_new_tokens=16,  # default 256: the toy answers "\boxed{q.qq}" directly (no reasoning text)
     batch_size=30,  # default 8: toy images are a few visual tokens, so larger batches are cheaper per image on CPU;
