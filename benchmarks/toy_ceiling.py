@@ -152,7 +152,7 @@ CROSS_PHOTOS = ("clock", "immunohistochemistry", "moon")
 CROSS_CROPS_PER_PHOTO = 20  # 3 photos x 20 crops x 2 types x 5 levels = 600 images, as many as the held-out set
 
 
-def crossphoto(out_file: Path, runs: list[Path], n_samples: int = 32) -> dict:
+def crossphoto(out_file: Path, runs: list[Path], n_samples: int) -> dict:
     from evoquality.toy import datasets, report, world
     from evoquality.toy.base_model import SHIPPED
 
@@ -178,6 +178,8 @@ def crossphoto(out_file: Path, runs: list[Path], n_samples: int = 32) -> dict:
 
 
 def main(argv=None) -> int:
+    from evoquality.toy.report import HELDOUT_SAMPLES
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
     f = sub.add_parser("features")
@@ -189,7 +191,8 @@ def main(argv=None) -> int:
     s.add_argument("--pool-crops", type=int, default=None, help="crops per pool photo (default: the toy's)")
     i = sub.add_parser("crossphoto")
     i.add_argument("--out", type=Path, required=True, help="a JSON file, extended on every run")
-    i.add_argument("--samples", type=int, default=32, help="sampled answers per image (the runs' own report: 8)")
+    i.add_argument("--samples", type=int, default=HELDOUT_SAMPLES,
+                   help="sampled answers per image (default: the runs' own report's N)")
     i.add_argument("runs", type=Path, nargs="+")
     args = p.parse_args(argv)
 

@@ -92,13 +92,15 @@ def _draw(job: tuple) -> dict:
 def main(argv=None) -> int:
     import multiprocessing
 
+    from evoquality.toy.report import HELDOUT_SAMPLES
     from evoquality.training.rounds import round_dir
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=Path, nargs="+", required=True, help="finished toy runs (toy_evolution.py's)")
     p.add_argument("--round", type=int, required=True, help="the round T to draw again (>= 2)")
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["replicate"])
-    p.add_argument("--samples", type=int, default=32, help="sampled answers per held-out image")
+    p.add_argument("--samples", type=int, default=HELDOUT_SAMPLES,
+                   help="sampled answers per held-out image (default: the runs' own report's N)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--jobs", type=int, default=1, help="draws at once, one thread each")
     args = p.parse_args(argv)
