@@ -11,6 +11,8 @@ A variant changes one thing and keeps the rest of the source run's settings (its
     k32         K = 32 votes per pair in round T's stage 1 (the paper's K; the toy uses 8)
     unparsed0   an answer without a score gets reward 0 in round T (`--unparsed-reward 0`)
     ref-initial the KL reference of round T is the initial model (`--ref-model initial`)
+    soft        round T trains on the vote fraction K_x / (K_x + K_y) instead of the hard majority label
+                (`--label-label soft`; the same pairs and votes as the source's round T)
 
 Each draw lives in OUT/<variant>-<run name>: rounds 1..T-1 are links to the source run's (never written), round T
 is an ordinary resumable `rounds.evolve` round. OUT/toy_redraw.json holds, per draw, the held-out SRCC of round T-1
@@ -39,6 +41,7 @@ VARIANTS = {
     "k32": lambda train, label: label.update(votes=32),
     "unparsed0": lambda train, label: train.update(unparsed_reward=0.0),
     "ref-initial": lambda train, label: train.update(ref_model="initial"),
+    "soft": lambda train, label: label.update(label="soft"),
 }
 
 

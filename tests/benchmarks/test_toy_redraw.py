@@ -32,6 +32,7 @@ def source(tmp_path):
     ("k32", {"label": {"votes": 32}}),
     ("unparsed0", {"train": {"unparsed_reward": 0.0}}),
     ("ref-initial", {"train": {"ref_model": "initial"}}),
+    ("soft", {"label": {"label": "soft"}}),
 ])
 def test_a_redraw_changes_its_variant_only_and_links_earlier_rounds(source, tmp_path, variant, changed):
     run, original = source
@@ -42,7 +43,10 @@ def test_a_redraw_changes_its_variant_only_and_links_earlier_rounds(source, tmp_
     for part, fields in changed.items():
         for name, value in fields.items():
             assert after[part][name] == value != before[part].get(name)
-            after[part][name] = before[part].get(name)
+            if name in before[part]:
+                after[part][name] = before[part][name]
+            else:  # a field the source left at its default
+                del after[part][name]
     assert after == before  # nothing else differs: the source's model, pool, round-2 pairs, lr factor
     for t in (1, 2):
         assert round_dir(out, t).is_symlink() and round_dir(out, t).resolve() == round_dir(run, t).resolve()
