@@ -1,4 +1,4 @@
-"""Where the toy's held-out SRCC is capped: three diagnostics of the embedded default (CPU, minutes each).
+"""Where the toy's held-out SRCC is capped: four diagnostics of the embedded default (CPU, minutes each).
 
     python benchmarks/toy_ceiling.py features --out DIR
         Linear probe of the toy base model's vision features (the unit-normalised mean of the merged visual tokens,
@@ -11,8 +11,13 @@
         The held-out report of every round's checkpoint of finished `evoquality evolve` runs, on crops of photos
         neither the warm-up nor the evolution ever saw (`CROSS_PHOTOS`), instead of the held-out half of the pool's
         photos: how much of each round transfers to new content.
+    python benchmarks/toy_ceiling.py photos --out FILE [--samples 32] RUN_DIR [RUN_DIR ...]
+        The held-out benchmark of every round's checkpoint of finished runs, broken down by photo: each photo's
+        L-test, the share of its images whose mean sampled score sits on the scale's floor (<= `FLOOR`), and its mean
+        score per distortion type and level. Where a round's SRCC goes: a photo whose every image the model scores
+        1 has no order left to rank.
 
-All three read the hidden truth: they are diagnostics beside the method, never part of it.
+All four read the hidden truth: they are diagnostics beside the method, never part of it.
 """
 
 from __future__ import annotations
@@ -28,18 +33,19 @@ import numpy as np
 
 
 def _series_ltest(scores, series, levels) -> float:
-    """Mean SRCC of score vs -level over the series (the held-out report's L-test on plain arrays)."""
+    """Mean SRCC of score vs -level over the series: the held-out report's L-test (`evaluation.protocol.l_test`) on
+    plain arrays. Images without a score (NaN) are left out; a series with fewer than 2 scored images or levels is
+    skipped, and one whose scores are all equal counts as 0 (no order left)."""
     from scipy.stats import spearmanr
 
-    scores, series, levels = np.asarray(scores), np.asarray(series), np.asarray(levels)
+    scores, series, levels = np.asarray(scores, dtype=np.float64), np.asarray(series), np.asarray(levels)
     values = []
     for s in np.unique(series):
-        idx = series == s
-        if idx.sum() > 2:
-            r = spearmanr(scores[idx], -levels[idx]).correlation
-            if np.isfinite(r):
-                values.append(r)
-    return float(np.mean(values))
+        idx = (series == s) & np.isfinite(scores)
+        if idx.sum() < 2 or len(set(levels[idx].tolist())) < 2:
+            continue
+        values.append(0.0 if np.ptp(scores[idx]) == 0 else float(spearmanr(scores[idx], -levels[idx]).statistic))
+    return float(np.mean(values)) if values else float("nan")
 
 
 def _pool(run: Path):
@@ -177,6 +183,54 @@ def crossphoto(out_file: Path, runs: list[Path], n_samples: int) -> dict:
     return rows
 
 
+FLOOR = 1.1  # a held-out image whose mean sampled score is at most this sits on the floor of the 1-5 scale
+
+
+def photo_summary(photos, types, levels, series, scores, floor: float = FLOOR) -> dict:
+    """Per photo: the L-test of its series, the share of its images scored at most `floor` (the mean of the sampled
+    scores; an image without a score is not on the floor), and its mean score per distortion type and level."""
+    photos, types, levels, series = map(np.asarray, (photos, types, levels, series))
+    scores = np.asarray(scores, dtype=np.float64)
+    out = {}
+    for name in dict.fromkeys(photos.tolist()):
+        m = photos == name
+        by_level = {}
+        for t in dict.fromkeys(types[m].tolist()):
+            cells = [scores[m & (types == t) & (levels == lv)] for lv in sorted(set(levels[m].tolist()))]
+            by_level[t] = [round(float(np.nanmean(c)), 3) if np.isfinite(c).any() else None for c in cells]
+        out[name] = {"srcc": _series_ltest(scores[m], series[m], levels[m]),
+                     "floor_share": float(np.mean(scores[m] <= floor)), "mean_by_level": by_level}
+    return out
+
+
+def photos(out_file: Path, runs: list[Path], n_samples: int) -> dict:
+    from evoquality.toy import report
+    from evoquality.toy.base_model import SHIPPED
+
+    rows = json.loads(out_file.read_text()) if out_file.is_file() else {}
+    for run in runs:
+        for t in range(0, 10):
+            ckpt = SHIPPED if t == 0 else run / f"round_{t:02d}" / "train" / "model"
+            key = "base" if t == 0 else f"{run.name}/round {t}"
+            if key in rows:
+                continue
+            if not (ckpt / "config.json").is_file():
+                break
+            manifest, result = report.heldout_scores(ckpt, run, n_samples=n_samples)
+            recs = manifest.records
+            scores = result.sampled
+            per_photo = photo_summary([r.ref.split("#")[0] for r in recs], [r.dist_type for r in recs],
+                                      [r.level for r in recs], [f"{r.ref}/{r.dist_type}" for r in recs], scores)
+            rows[key] = {"srcc": _series_ltest(scores, [f"{r.ref}/{r.dist_type}" for r in recs],
+                                               [r.level for r in recs]),
+                         "floor_share": float(np.mean(np.asarray(scores) <= FLOOR)), "photos": per_photo}
+            out_file.write_text(json.dumps(rows, indent=1))
+            floored = ", ".join(f"{k} {v['floor_share']:.2f}" for k, v in per_photo.items() if v["floor_share"] > 0.5)
+            print(f"[toy_ceiling] {key}: srcc {rows[key]['srcc']:.3f}, on the floor: {floored or 'no photo'}",
+                  flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     from evoquality.toy.report import HELDOUT_SAMPLES
 
@@ -194,15 +248,20 @@ def main(argv=None) -> int:
     i.add_argument("--samples", type=int, default=HELDOUT_SAMPLES,
                    help="sampled answers per image (default: the runs' own report's N)")
     i.add_argument("runs", type=Path, nargs="+")
+    h = sub.add_parser("photos")
+    h.add_argument("--out", type=Path, required=True, help="a JSON file, extended on every run")
+    h.add_argument("--samples", type=int, default=HELDOUT_SAMPLES,
+                   help="sampled answers per image (default: the runs' own report's N)")
+    h.add_argument("runs", type=Path, nargs="+")
     args = p.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(1)
     t0 = time.monotonic()
-    if args.what == "crossphoto":
+    if args.what in ("crossphoto", "photos"):
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        crossphoto(args.out, args.runs, args.samples)
+        (crossphoto if args.what == "crossphoto" else photos)(args.out, args.runs, args.samples)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     if args.what == "features":

@@ -13,14 +13,17 @@ import toy_ceiling  # noqa: E402
 
 
 def test_series_ltest_is_the_mean_srcc_per_series():
-    series = ["a"] * 5 + ["b"] * 5 + ["c"] * 2  # a 2-image series has no SRCC to average
-    levels = [1, 2, 3, 4, 5] * 2 + [1, 2]
+    series = ["a"] * 5 + ["b"] * 5 + ["c"] * 2 + ["d"]  # a 1-image series has no SRCC to average
+    levels = [1, 2, 3, 4, 5] * 2 + [1, 2] + [3]
     perfect = [5, 4, 3, 2, 1]
     reversed_ = [1, 2, 3, 4, 5]
-    assert toy_ceiling._series_ltest(perfect + perfect + [0, 1], series, levels) == pytest.approx(1.0)
-    assert toy_ceiling._series_ltest(perfect + reversed_ + [0, 1], series, levels) == pytest.approx(0.0)
+    assert toy_ceiling._series_ltest(perfect + perfect + [1, 0] + [7], series, levels) == pytest.approx(1.0)
+    assert toy_ceiling._series_ltest(perfect + reversed_ + [1, 0] + [7], series, levels) == pytest.approx(1 / 3)
     one_swap = [5, 4, 2, 3, 1]  # SRCC 0.9
-    assert toy_ceiling._series_ltest(one_swap + perfect + [0, 1], series, levels) == pytest.approx(0.95)
+    assert toy_ceiling._series_ltest(one_swap + perfect + [1, 0] + [7], series, levels) == pytest.approx(2.9 / 3)
+    # As the report's L-test: an unscored image is left out, a series of equal scores counts 0.
+    nan = float("nan")
+    assert toy_ceiling._series_ltest([5, 4, nan, 2, 1] + [2] * 5 + [1, 0] + [7], series, levels) == pytest.approx(2 / 3)
 
 
 def test_frozen_feature_probe_reproduces_the_recorded_figure(tmp_path):
@@ -32,3 +35,20 @@ def test_frozen_feature_probe_reproduces_the_recorded_figure(tmp_path):
     # What the finding rests on: a ranking fitted on the pool's frozen features carries to the held-out half of the
     # photos (0.51) far beyond the base model's own scores there (0.227): the features are not the cap.
     assert result["pool_fit_on_heldout"] > 0.45
+
+
+def test_photo_summary_finds_a_photo_on_the_floor():
+    # Two photos, one series each (one type, levels 1-5): "sky" ranked perfectly, "rock" scored 1 at every level.
+    photos = ["sky"] * 5 + ["rock"] * 5
+    types = ["blur"] * 10
+    levels = [1, 2, 3, 4, 5] * 2
+    series = ["sky/blur"] * 5 + ["rock/blur"] * 5
+    scores = [4.0, 3.5, 3.0, 2.0, 1.05] + [1.0, 1.02, 1.0, 1.08, float("nan")]
+    summary = toy_ceiling.photo_summary(photos, types, levels, series, scores)
+    assert summary["sky"]["srcc"] == pytest.approx(1.0)
+    assert summary["sky"]["floor_share"] == pytest.approx(0.2)  # only its worst image
+    assert summary["sky"]["mean_by_level"] == {"blur": [4.0, 3.5, 3.0, 2.0, 1.05]}
+    assert summary["rock"]["floor_share"] == pytest.approx(0.8)  # the unscored image is not on the floor
+    assert summary["rock"]["mean_by_level"]["blur"][4] is None
+    # What is left of its order: 1.0, 1.02, 1.0, 1.08 against levels 1-4 (the unscored level 5 left out).
+    assert summary["rock"]["srcc"] == pytest.approx(-0.632, abs=1e-3)

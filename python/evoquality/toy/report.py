@@ -42,10 +42,10 @@ REPORT_MD = "report.md"
 REPORT_PNG = "metrics.png"
 
 
-def heldout_metrics(model_dir, run_dir, *, seed: int = 0, n_samples: int = HELDOUT_SAMPLES,
-                    progress: bool = False) -> dict:
+def heldout_scores(model_dir, run_dir, *, seed: int = 0, n_samples: int = HELDOUT_SAMPLES, progress: bool = False):
+    """Score the run's held-out benchmark with a checkpoint: (manifest, ScoreResult), per image the greedy score and
+    the mean of `n_samples` sampled scores (the report's protocol, `HELDOUT_SCORING`)."""
     from evoquality.data.manifest import read_manifest
-    from evoquality.evaluation.protocol import l_test, p_test
     from evoquality.evaluation.scorers import ModelScorer
     from evoquality.modeling import load_policy
 
@@ -60,6 +60,14 @@ def heldout_metrics(model_dir, run_dir, *, seed: int = 0, n_samples: int = HELDO
         n_bad = sum(rejected.values())
         raise RuntimeError(f"held-out benchmark {manifest.header.root}: {n_bad} of {len(manifest)} images could not "
                            f"be read ({rejected}); delete {datasets.REPORT_DIR}/{datasets.HELDOUT_DIR} to rebuild it")
+    return manifest, result
+
+
+def heldout_metrics(model_dir, run_dir, *, seed: int = 0, n_samples: int = HELDOUT_SAMPLES,
+                    progress: bool = False) -> dict:
+    from evoquality.evaluation.protocol import l_test, p_test
+
+    manifest, result = heldout_scores(model_dir, run_dir, seed=seed, n_samples=n_samples, progress=progress)
     n_answers = len(manifest) * n_samples
     unparsed = result.failures.get("sampled answers unparsed", 0)
     return {
