@@ -4,7 +4,7 @@ before training: the hidden truth (`oracle`, the supervised upper bound) and fai
 runs exactly as a user would run it (the controls through `python -m evoquality.toy.controls`, the only path that
 may read the truth).
 
-    python benchmarks/toy_evolution.py --out benchmarks/results/<date>-toy                  # 3 seeds x 5 variants
+    python benchmarks/toy_evolution.py --out benchmarks/results/<date>-toy                  # 3 seeds x every variant
     python benchmarks/toy_evolution.py --variants default:3 oracle coinflip k1:1 mean:1 --jobs 2 --out DIR
     python benchmarks/toy_evolution.py --variants default oracle --rounds 1 --out DIR -- --max-steps 300
 
@@ -52,6 +52,8 @@ VARIANTS = {
     "k1": EVOLVE + ["--label-votes", "1"],                                # one vote per pair
     "mean": EVOLVE + ["--label-mode", "score", "--label-label", "mean"],  # mean of K = 8 sampled scores per image
     "lr-halving": EVOLVE + ["--lr-round-factor", "0.5"],                # round t at the learning rate x 0.5^(t-1)
+    "round-start": EVOLVE + ["--ref-model", "round_start"],             # KL to each round's start (the default
+                                                                          # before 2026-11-30's reference change)
     "oracle": CONTROL + ["oracle"],                                       # the hidden truth (supervised)
     "coinflip": CONTROL + ["coinflip"],                                   # labels without information
 }
@@ -119,7 +121,7 @@ def markdown(summary: list[dict], rounds: int, meta: dict) -> str:
         cells += [f(s[f"label_acc_{t}"]) for t in range(1, rounds + 1)]
         share = s["share_of_oracle_gain"]
         cells += [f(s["tie_rate_0"]), f(s["gain_total"]), "—" if share is None else f"{100 * share:.0f} %",
-                  f"{s['wall_s']:.0f}"]
+                  "—" if s["wall_s"] is None else f"{s['wall_s']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -182,3 +182,48 @@ def test_embedded_default_halves_the_learning_rate_each_round_and_a_flag_overrid
     assert toy.lr_round_factor == 0.5 and (toy.round2_variants, toy.round2_same_content_pairs) == (10, 480)
     assert settings("--lr-round-factor", "1").lr_round_factor == 1.0
     assert settings("--model", "m", "--images", "i").lr_round_factor == 1.0
+
+
+def test_embedded_default_anchors_every_round_to_the_initial_model_and_a_flag_overrides_it(tmp_path):
+    """The toy preset's KL reference is the initial model (docs/toy.md); --ref-model round_start gives the library's
+    default back; a run on the user's own model keeps the library's default (the round start, docs/method.md)."""
+    import argparse
+
+    from evoquality.commands import evolve
+
+    parser = argparse.ArgumentParser()
+    evolve.add_arguments(parser)
+
+    def settings(*flags):
+        return evolve.settings_from_args(parser.parse_args(["--out", str(tmp_path), *flags]))
+
+    assert settings().train.ref_model == "initial"
+    assert settings("--ref-model", "round_start").train.ref_model == "round_start"
+    assert settings("--model", "m", "--images", "i").train.ref_model == "round_start"
+
+
+@pytest.mark.parametrize("ref_model, expected", [("round_start", [None, None, None]), ("initial", ["m0"] * 3)])
+def test_kl_reference_of_every_round(tmp_path, monkeypatch, ref_model, expected):
+    """`ref_model`: stage 2 of every round gets the initial model as its KL reference (`initial`), or none, which
+    train_stage reads as the model it starts from (`round_start`); each round starts from the last one's model."""
+    import evoquality.labelling
+    from evoquality.labelling.labels import LABELS_FILE
+    from evoquality.training import rounds
+
+    calls = []
+
+    def fake_labelling(cfg, backend_factory=None):
+        Path(cfg.out).mkdir(parents=True)
+        (Path(cfg.out) / LABELS_FILE).write_text("")
+
+    def fake_train_stage(model, labels, out_dir, config, *, ref_model=None, image_loader=None):
+        calls.append((Path(model).name if Path(model).name == "m0" else Path(model).parent.parent.name,
+                      None if ref_model is None else Path(ref_model).name))
+
+    monkeypatch.setattr(evoquality.labelling, "run_labelling", fake_labelling)
+    monkeypatch.setattr(rounds, "train_stage", fake_train_stage)
+    s = EvolveSettings(out=str(tmp_path / "run"), model=str(tmp_path / "m0"), images="i", rounds=3,
+                       train=make_config(None, {"use_cpu": True, "ref_model": ref_model}))
+    rounds.evolve(s)
+    assert [start for start, _ in calls] == ["m0", "round_01", "round_02"]
+    assert [ref for _, ref in calls] == expected

@@ -107,7 +107,8 @@ class TrainConfig:
     log_completions: bool = option(False, "Log sampled completions through TRL.")
     ref_model: str = option(
         "round_start",
-        "Reference policy of the KL term in `evolve`: the model at the round start [decision] or the initial model.",
+        "Reference policy of the KL term in `evolve`: the model at the round start [decision] or the initial model "
+        "(the embedded default: initial, docs/toy.md).",
         choices=REF_MODES,
     )
     grpo_overrides: dict = option(help="Extra TRL GRPOConfig fields, passed through unchanged (file only).",
