@@ -160,7 +160,6 @@ CROSS_CROPS_PER_PHOTO = 20  # 3 photos x 20 crops x 2 types x 5 levels = 600 ima
 
 def crossphoto(out_file: Path, runs: list[Path], n_samples: int) -> dict:
     from evoquality.toy import datasets, report, world
-    from evoquality.toy.base_model import SHIPPED
 
     overlap = set(CROSS_PHOTOS) & (set(world.WARMUP_PHOTOS) | set(world.EVOLUTION_PHOTOS))
     assert not overlap, f"cross-photo benchmark photos {overlap} are in the toy world"
@@ -168,18 +167,30 @@ def crossphoto(out_file: Path, runs: list[Path], n_samples: int) -> dict:
     world.EVOLUTION_PHOTOS, world.HELDOUT_HALF = CROSS_PHOTOS, None
     datasets.HELDOUT_CROPS_PER_PHOTO = CROSS_CROPS_PER_PHOTO
     bench = out_file.parent / (out_file.stem + "-bench")
+    return _each_checkpoint(out_file, runs,
+                            lambda ckpt, run: report.heldout_metrics(ckpt, bench, n_samples=n_samples))
+
+
+def _each_checkpoint(out_file: Path, runs: list[Path], measure) -> dict:
+    """measure(checkpoint, run) -> row, for the base model (once) and every finished round of each run. The rows are
+    kept in out_file (JSON), so a checkpoint already there is not scored again; returns all of them."""
+    from evoquality.toy.base_model import SHIPPED
+
     rows = json.loads(out_file.read_text()) if out_file.is_file() else {}
     for run in runs:
-        for t in range(0, 10):
+        for t in range(10):
             ckpt = SHIPPED if t == 0 else run / f"round_{t:02d}" / "train" / "model"
             key = "base" if t == 0 else f"{run.name}/round {t}"
             if key in rows:
                 continue
             if not (ckpt / "config.json").is_file():
                 break
-            rows[key] = report.heldout_metrics(ckpt, bench, n_samples=n_samples)
+            rows[key] = measure(ckpt, run)
             out_file.write_text(json.dumps(rows, indent=1))
-            print(f"[toy_ceiling] {key}: srcc {rows[key]['srcc']:.3f}", flush=True)
+            floored = ", ".join(f"{k} {v['floor_share']:.2f}" for k, v in rows[key].get("photos", {}).items()
+                                if v["floor_share"] > 0.5)
+            print(f"[toy_ceiling] {key}: srcc {rows[key]['srcc']:.3f}"
+                  + (f", on the floor: {floored}" if floored else ""), flush=True)
     return rows
 
 
@@ -205,30 +216,17 @@ def photo_summary(photos, types, levels, series, scores, floor: float = FLOOR) -
 
 def photos(out_file: Path, runs: list[Path], n_samples: int) -> dict:
     from evoquality.toy import report
-    from evoquality.toy.base_model import SHIPPED
 
-    rows = json.loads(out_file.read_text()) if out_file.is_file() else {}
-    for run in runs:
-        for t in range(0, 10):
-            ckpt = SHIPPED if t == 0 else run / f"round_{t:02d}" / "train" / "model"
-            key = "base" if t == 0 else f"{run.name}/round {t}"
-            if key in rows:
-                continue
-            if not (ckpt / "config.json").is_file():
-                break
-            manifest, result = report.heldout_scores(ckpt, run, n_samples=n_samples)
-            recs = manifest.records
-            scores = result.sampled
-            per_photo = photo_summary([r.ref.split("#")[0] for r in recs], [r.dist_type for r in recs],
-                                      [r.level for r in recs], [f"{r.ref}/{r.dist_type}" for r in recs], scores)
-            rows[key] = {"srcc": _series_ltest(scores, [f"{r.ref}/{r.dist_type}" for r in recs],
-                                               [r.level for r in recs]),
-                         "floor_share": float(np.mean(np.asarray(scores) <= FLOOR)), "photos": per_photo}
-            out_file.write_text(json.dumps(rows, indent=1))
-            floored = ", ".join(f"{k} {v['floor_share']:.2f}" for k, v in per_photo.items() if v["floor_share"] > 0.5)
-            print(f"[toy_ceiling] {key}: srcc {rows[key]['srcc']:.3f}, on the floor: {floored or 'no photo'}",
-                  flush=True)
-    return rows
+    def measure(ckpt, run) -> dict:
+        manifest, result = report.heldout_scores(ckpt, run, n_samples=n_samples)
+        recs, scores = manifest.records, result.sampled
+        series, levels = [f"{r.ref}/{r.dist_type}" for r in recs], [r.level for r in recs]
+        per_photo = photo_summary([r.ref.split("#")[0] for r in recs], [r.dist_type for r in recs], levels, series,
+                                  scores)
+        return {"srcc": _series_ltest(scores, series, levels),
+                "floor_share": float(np.mean(np.asarray(scores) <= FLOOR)), "photos": per_photo}
+
+    return _each_checkpoint(out_file, runs, measure)
 
 
 def main(argv=None) -> int:

@@ -52,3 +52,24 @@ def test_photo_summary_finds_a_photo_on_the_floor():
     assert summary["rock"]["mean_by_level"]["blur"][4] is None
     # What is left of its order: 1.0, 1.02, 1.0, 1.08 against levels 1-4 (the unscored level 5 left out).
     assert summary["rock"]["srcc"] == pytest.approx(-0.632, abs=1e-3)
+
+
+def test_each_checkpoint_scores_the_base_once_and_every_finished_round_and_resumes(tmp_path):
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run, rounds in zip(runs, (2, 1)):
+        for t in range(1, rounds + 1):
+            model = run / f"round_{t:02d}" / "train" / "model"
+            model.mkdir(parents=True)
+            (model / "config.json").write_text("{}")
+    (runs[1] / "round_03" / "train" / "model").mkdir(parents=True)  # after a missing round 2: not reached
+    measured = []
+
+    def measure(ckpt, run):
+        measured.append((ckpt.parent.parent.name if ckpt.is_relative_to(run) else "base", run.name))
+        return {"srcc": float(len(measured))}
+
+    out = tmp_path / "rows.json"
+    rows = toy_ceiling._each_checkpoint(out, runs, measure)
+    assert measured == [("base", "a"), ("round_01", "a"), ("round_02", "a"), ("round_01", "b")]
+    assert list(rows) == ["base", "a/round 1", "a/round 2", "b/round 1"] == list(json.loads(out.read_text()))
+    assert toy_ceiling._each_checkpoint(out, runs, measure) == rows and len(measured) == 4  # nothing scored again
