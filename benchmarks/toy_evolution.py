@@ -53,7 +53,7 @@ VARIANTS = {
     "mean": EVOLVE + ["--label-mode", "score", "--label-label", "mean"],  # mean of K = 8 sampled scores per image
     "lr-halving": EVOLVE + ["--lr-round-factor", "0.5"],                # round t at the learning rate x 0.5^(t-1)
     "round-start": EVOLVE + ["--ref-model", "round_start"],             # KL to each round's start (the default
-                                                                          # before 2026-11-30's reference change)
+                                                                          # before commit cc9198a)
     "oracle": CONTROL + ["oracle"],                                       # the hidden truth (supervised)
     "coinflip": CONTROL + ["coinflip"],                                   # labels without information
 }

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from evoquality.training.config import make_config
-from evoquality.training.rounds import EvolveSettings, _check_or_write_state, label_config
+from evoquality.training.rounds import EvolveSettings, _check_or_write_state, label_config, round_dir
+from evoquality.training.stage import final_model_dir
 
 # Small enough for two rounds on two loaded CPU cores; everything else is the embedded default (no --model).
 FLAGS = ["--rounds", "2", "--use-cpu", "true", "--label-pairs", "6", "--label-same-content-pairs", "0",
@@ -165,45 +166,36 @@ def test_learning_rate_of_each_round(tmp_path):
         _check_or_write_state(tmp_path, halving, is_main=True)
 
 
-def test_embedded_default_halves_the_learning_rate_each_round_and_a_flag_overrides_it(tmp_path):
-    """The toy preset's lr_round_factor 0.5 (docs/toy.md) applies without --model; --lr-round-factor overrides it; a
-    run on the user's own model keeps EvolveSettings' default (1: every round at the configured rate)."""
+def _evolve_flags_settings(tmp_path, *flags):
+    """EvolveSettings as `evoquality evolve --out tmp_path FLAGS` builds them."""
     import argparse
 
     from evoquality.commands import evolve
 
     parser = argparse.ArgumentParser()
     evolve.add_arguments(parser)
+    return evolve.settings_from_args(parser.parse_args(["--out", str(tmp_path), *flags]))
 
-    def settings(*flags):
-        return evolve.settings_from_args(parser.parse_args(["--out", str(tmp_path), *flags]))
 
-    toy = settings()
+def test_embedded_default_halves_the_learning_rate_each_round_and_a_flag_overrides_it(tmp_path):
+    """The toy preset's lr_round_factor 0.5 (docs/toy.md) applies without --model; --lr-round-factor overrides it; a
+    run on the user's own model keeps EvolveSettings' default (1: every round at the configured rate)."""
+    toy = _evolve_flags_settings(tmp_path)
     assert toy.lr_round_factor == 0.5 and (toy.round2_variants, toy.round2_same_content_pairs) == (10, 480)
-    assert settings("--lr-round-factor", "1").lr_round_factor == 1.0
-    assert settings("--model", "m", "--images", "i").lr_round_factor == 1.0
+    assert _evolve_flags_settings(tmp_path, "--lr-round-factor", "1").lr_round_factor == 1.0
+    assert _evolve_flags_settings(tmp_path, "--model", "m", "--images", "i").lr_round_factor == 1.0
 
 
 def test_embedded_default_anchors_every_round_to_the_initial_model_and_a_flag_overrides_it(tmp_path):
     """The toy preset's KL reference is the initial model (docs/toy.md); --ref-model round_start gives the library's
     default back; a run on the user's own model keeps the library's default (the round start, docs/method.md)."""
-    import argparse
-
-    from evoquality.commands import evolve
-
-    parser = argparse.ArgumentParser()
-    evolve.add_arguments(parser)
-
-    def settings(*flags):
-        return evolve.settings_from_args(parser.parse_args(["--out", str(tmp_path), *flags]))
-
-    assert settings().train.ref_model == "initial"
-    assert settings("--ref-model", "round_start").train.ref_model == "round_start"
-    assert settings("--model", "m", "--images", "i").train.ref_model == "round_start"
+    assert _evolve_flags_settings(tmp_path).train.ref_model == "initial"
+    assert _evolve_flags_settings(tmp_path, "--ref-model", "round_start").train.ref_model == "round_start"
+    assert _evolve_flags_settings(tmp_path, "--model", "m", "--images", "i").train.ref_model == "round_start"
 
 
-@pytest.mark.parametrize("ref_model, expected", [("round_start", [None, None, None]), ("initial", ["m0"] * 3)])
-def test_kl_reference_of_every_round(tmp_path, monkeypatch, ref_model, expected):
+@pytest.mark.parametrize("ref_model", ["round_start", "initial"])
+def test_kl_reference_of_every_round(tmp_path, monkeypatch, ref_model):
     """`ref_model`: stage 2 of every round gets the initial model as its KL reference (`initial`), or none, which
     train_stage reads as the model it starts from (`round_start`); each round starts from the last one's model."""
     import evoquality.labelling
@@ -217,13 +209,13 @@ def test_kl_reference_of_every_round(tmp_path, monkeypatch, ref_model, expected)
         (Path(cfg.out) / LABELS_FILE).write_text("")
 
     def fake_train_stage(model, labels, out_dir, config, *, ref_model=None, image_loader=None):
-        calls.append((Path(model).name if Path(model).name == "m0" else Path(model).parent.parent.name,
-                      None if ref_model is None else Path(ref_model).name))
+        calls.append((Path(model), ref_model))
 
     monkeypatch.setattr(evoquality.labelling, "run_labelling", fake_labelling)
     monkeypatch.setattr(rounds, "train_stage", fake_train_stage)
-    s = EvolveSettings(out=str(tmp_path / "run"), model=str(tmp_path / "m0"), images="i", rounds=3,
+    run, model0 = tmp_path / "run", tmp_path / "m0"
+    s = EvolveSettings(out=str(run), model=str(model0), images="i", rounds=3,
                        train=make_config(None, {"use_cpu": True, "ref_model": ref_model}))
     rounds.evolve(s)
-    assert [start for start, _ in calls] == ["m0", "round_01", "round_02"]
-    assert [ref for _, ref in calls] == expected
+    assert [start for start, _ in calls] == [model0] + [final_model_dir(round_dir(run, t) / "train") for t in (1, 2)]
+    assert [ref for _, ref in calls] == [model0 if ref_model == "initial" else None] * 3
