@@ -241,16 +241,12 @@ def main(argv=None) -> int:
     s.add_argument("--steps", default="100,300")
     s.add_argument("--lr", type=float, default=1e-4)
     s.add_argument("--pool-crops", type=int, default=None, help="crops per pool photo (default: the toy's)")
-    i = sub.add_parser("crossphoto")
-    i.add_argument("--out", type=Path, required=True, help="a JSON file, extended on every run")
-    i.add_argument("--samples", type=int, default=HELDOUT_SAMPLES,
-                   help="sampled answers per image (default: the runs' own report's N)")
-    i.add_argument("runs", type=Path, nargs="+")
-    h = sub.add_parser("photos")
-    h.add_argument("--out", type=Path, required=True, help="a JSON file, extended on every run")
-    h.add_argument("--samples", type=int, default=HELDOUT_SAMPLES,
-                   help="sampled answers per image (default: the runs' own report's N)")
-    h.add_argument("runs", type=Path, nargs="+")
+    for name in ("crossphoto", "photos"):  # both score the checkpoints of finished runs
+        c = sub.add_parser(name)
+        c.add_argument("--out", type=Path, required=True, help="a JSON file, extended on every run")
+        c.add_argument("--samples", type=int, default=HELDOUT_SAMPLES,
+                       help="sampled answers per image (default: the runs' own report's N)")
+        c.add_argument("runs", type=Path, nargs="+")
     args = p.parse_args(argv)
 
     import torch
